@@ -1,0 +1,139 @@
+#include "buf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+buf_init(struct buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void
+buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void
+buf_free_secret(struct buf *b)
+{
+    util_wipe(b->data, b->cap);
+    buf_free(b);
+}
+
+void
+buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+static int
+reserve(struct buf *b, size_t n)
+{
+    size_t need;
+
+    if (n > b->max - b->len || n > SIZE_MAX - b->len - 1)
+        return -ENOBUFS;
+    need = b->len + n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    return 0;
+}
+
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (reserve(b, n) < 0)
+        return -ENOBUFS;
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int
+buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+int
+buf_append_char(struct buf *b, char c)
+{
+    return buf_append(b, &c, 1);
+}
+
+int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    int n;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return -EINVAL;
+    if (reserve(b, (size_t)n) < 0)
+        return -ENOBUFS;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int ret;
+
+    va_start(ap, fmt);
+    ret = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+    if (n >= b->len) {
+        buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+char *
+buf_steal(struct buf *b)
+{
+    char *s = b->data ? b->data : xstrdup("");
+
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+const char *
+buf_cstr(const struct buf *b)
+{
+    return b->data ? b->data : "";
+}

@@ -1,0 +1,207 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static enum log_level cur_level = LL_INFO;
+static bool journal;
+static log_sink_cb *sink;
+static void *sink_arg;
+
+static const char *const level_names[] = {
+    [LL_ERROR] = "error", [LL_WARNING] = "warning", [LL_NOTICE] = "notice",
+    [LL_INFO] = "info",   [LL_DEBUG] = "debug",     [LL_TRACE] = "trace",
+};
+
+void
+log_init(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    journal = false;
+    if (js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+        fstat(2, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+        (unsigned long long)st.st_ino == ino)
+        journal = true;
+}
+
+void
+log_set_level(enum log_level level)
+{
+    cur_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+    return cur_level;
+}
+
+bool
+log_enabled(enum log_level level)
+{
+    return level <= cur_level;
+}
+
+bool
+log_to_journal(void)
+{
+    return journal;
+}
+
+void
+log_set_sink(log_sink_cb *cb, void *arg)
+{
+    sink = cb;
+    sink_arg = arg;
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+    if ((unsigned)level >= ARRAY_SIZE(level_names))
+        return "unknown";
+    return level_names[level];
+}
+
+int
+log_level_parse(const char *s, enum log_level *r)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(level_names); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *r = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int
+log_level_priority(enum log_level level)
+{
+    static const int prio[] = {3, 4, 5, 6, 7, 7};
+
+    return prio[(unsigned)level < ARRAY_SIZE(prio) ? level : LL_TRACE];
+}
+
+void
+log_vmsg(enum log_level level, const struct log_fields *f, const char *fmt,
+         va_list ap)
+{
+    struct buf line;
+    int saved_errno = errno;
+
+    if (!log_enabled(level))
+        return;
+    buf_init(&line, BUF_NOCAP);
+    if (f != NULL && f->account != NULL) {
+        if (f->mailbox != NULL)
+            buf_printf(&line, "%s/%s: ", f->account, f->mailbox);
+        else
+            buf_printf(&line, "%s: ", f->account);
+    }
+    buf_vprintf(&line, fmt, ap);
+
+    if (sink != NULL) {
+        sink(level, f, buf_cstr(&line), sink_arg);
+    } else if (journal) {
+        fprintf(stderr, "<%d>%s\n", log_level_priority(level),
+                buf_cstr(&line));
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        char stamp[32];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ldZ %-7s %s\n", stamp, ts.tv_nsec / 1000000,
+                log_level_name(level), buf_cstr(&line));
+    }
+    buf_free(&line);
+    errno = saved_errno;
+}
+
+void
+log_msg(enum log_level level, const struct log_fields *f, const char *fmt,
+        ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, f, fmt, ap);
+    va_end(ap);
+}
+
+/* Length of the IMAP token starting at s (a quoted string, a literal
+ * marker or an atom), stopping at a space. */
+static size_t
+token_len(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    if (len > 0 && s[0] == '"') {
+        for (i = 1; i < len; i++) {
+            if (s[i] == '\\' && i + 1 < len)
+                i++;
+            else if (s[i] == '"')
+                return i + 1;
+        }
+        return len;
+    }
+    while (i < len && s[i] != ' ')
+        i++;
+    return i;
+}
+
+static void
+append_printable(struct buf *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c == 0x7f)
+            buf_printf(out, "\\x%02x", c);
+        else
+            buf_append_char(out, (char)c);
+    }
+}
+
+bool
+log_redact_imap(const char *line, size_t len, size_t max, struct buf *out)
+{
+    size_t pos = 0, keep = 0, n;
+    bool redact = false;
+
+    /* tag SP command SP ... */
+    n = token_len(line, len);
+    pos = n;
+    if (pos < len && line[pos] == ' ') {
+        const char *cmd = line + pos + 1;
+        size_t cmdlen = token_len(cmd, len - pos - 1);
+
+        pos += 1 + cmdlen;
+        if ((cmdlen == 5 && util_strncaseeq(cmd, "LOGIN", 5)) ||
+            (cmdlen == 12 && util_strncaseeq(cmd, "AUTHENTICATE", 12))) {
+            /* keep the user name (LOGIN) or the mechanism */
+            if (pos < len && line[pos] == ' ')
+                pos += 1 + token_len(line + pos + 1, len - pos - 1);
+            redact = pos < len;
+        }
+    }
+    keep = redact ? pos : len;
+    if (keep > max)
+        keep = max;
+    append_printable(out, line, keep);
+    if (redact)
+        buf_append_str(out, " <redacted>");
+    else if (len > keep)
+        buf_printf(out, "...[%zu more bytes]", len - keep);
+    return redact;
+}
