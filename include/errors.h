@@ -21,7 +21,7 @@
     X(SECRET, -5013, "could not obtain the secret")                          \
     X(UNSUPPORTED, -5014, "server lacks a required capability")              \
     X(CONFIG, -5015, "invalid configuration")                                \
-    X(STATE, -5016, "command not valid in this state")
+    X(BAD_STATE, -5016, "operation not valid in this state")
 
 enum errors_code {
 #define ERRORS_ENUM(name, value, msg) ERR_##name = (value),

@@ -36,7 +36,8 @@ struct tls_conn_ops {
 
 struct tls_conn;
 
-/* host: used for SNI (not for IP literals) and host-name verification. */
+/* host: used for SNI (not for IP literals) and host-name verification.
+ * Returns NULL only if OpenSSL cannot allocate the connection. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *host,
                               const struct tls_conn_ops *ops, void *arg);
 /* NULL-safe. Stores the session in the ctx for resumption if one was
@@ -48,8 +49,8 @@ void tls_conn_free(struct tls_conn *tc);
 int tls_conn_start(struct tls_conn *tc);
 /* Process ciphertext from the peer. `scratch` is a caller-owned buffer for
  * decrypted data (16 KiB or more is best). Returns 0, ERR_TLS_VERIFY (the
- * certificate was refused) or ERR_TLS (any other TLS failure); then
- * tls_conn_error() says why. */
+ * certificate was refused), ERR_CLOSED (the peer sent close_notify) or
+ * ERR_TLS (any other TLS failure); then tls_conn_error() says why. */
 int tls_conn_feed(struct tls_conn *tc, const void *data, size_t len,
                   char *scratch, size_t scratch_len);
 /* Encrypt plaintext; only after the handshake. Returns 0 or ERR_TLS. */

@@ -25,6 +25,7 @@ struct transport;
 /* Per loop: the shared read buffers and the write-flush hook. */
 struct transport_pool;
 
+/* libuv writes with write(2): the process must ignore SIGPIPE. */
 struct transport_pool *transport_pool_new(uv_loop_t *loop);
 uv_loop_t *transport_pool_loop(const struct transport_pool *pool);
 /* Close the pool's handles; every transport must be closed first. The pool
