@@ -34,6 +34,9 @@ int buf_append_char(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 
+/* Append data encoded in base64 (RFC 4648, with padding). */
+int buf_append_base64(struct buf *b, const void *data, size_t n);
+
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Detach the storage: the caller owns the returned NUL-terminated string

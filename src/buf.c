@@ -1,6 +1,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,38 @@ buf_printf(struct buf *b, const char *fmt, ...)
     ret = buf_vprintf(b, fmt, ap);
     va_end(ap);
     return ret;
+}
+
+int
+buf_append_base64(struct buf *b, const void *data, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    size_t i;
+
+    if (n > (SIZE_MAX / 4) * 3 - 3 || reserve(b, (n + 2) / 3 * 4) < 0)
+        return -ENOBUFS;
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+        b->data[b->len++] = tab[v >> 18];
+        b->data[b->len++] = tab[(v >> 12) & 63];
+        b->data[b->len++] = tab[(v >> 6) & 63];
+        b->data[b->len++] = tab[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16;
+
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        b->data[b->len++] = tab[v >> 18];
+        b->data[b->len++] = tab[(v >> 12) & 63];
+        b->data[b->len++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        b->data[b->len++] = '=';
+    }
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 void
