@@ -1,0 +1,41 @@
+/* account: the watchers of one configured account and its connection
+ * budget. With N watched mailboxes and max_connections B, every mailbox
+ * gets its own IDLE connection when N <= B; otherwise B - 1 do, and the
+ * rest share one polling connection (the poller), which every
+ * poll_interval asks STATUS for each of them and sweeps those that
+ * changed. Also owns the account's TLS context (session resumption). */
+#ifndef IMAPSWEEP_ACCOUNT_H
+#define IMAPSWEEP_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "watcher.h"
+
+struct account;
+
+/* Create and start. If the TLS context cannot be made (ca_file), every
+ * watcher shows the error instead of connecting. */
+struct account *account_new(const struct watcher_env *env,
+                            struct config *config,
+                            const struct config_account *acc);
+/* Apply a reload whose connection settings are unchanged: mailboxes
+ * removed log out, new ones connect, kept ones keep their connection and
+ * get the new rules (a full sweep if their rules changed). */
+void account_update(struct account *a, struct config *config,
+                    const struct config_account *acc);
+/* Log everything out (IDLE ended, commands in flight finish, LOGOUT); cb
+ * runs from the loop when all sessions are closed. */
+void account_stop(struct account *a, void (*cb)(struct account *a,
+                                                 void *arg), void *arg);
+/* Free now (no LOGOUT). NULL-safe. */
+void account_free(struct account *a);
+
+const char *account_name(const struct account *a);
+size_t account_n_watchers(const struct account *a);
+struct watcher *account_watcher(const struct account *a, size_t i);
+/* Full sweep of one mailbox (or all with NULL). False if unknown. */
+bool account_sweep_now(struct account *a, const char *mailbox);
+
+#endif

@@ -1,0 +1,61 @@
+/* control: the Unix stream socket of SPEC section 8. One request line in,
+ * one JSON object line out; the connection stays open for more. Peers are
+ * checked with SO_PEERCRED (root, the daemon's own user, or members of
+ * control_group). A request over 4 KiB or not UTF-8 gets an error and the
+ * connection is closed; an unknown request keeps it usable. All I/O is
+ * non-blocking on the loop; a client that does not read its replies is
+ * dropped rather than allowed to make the daemon buffer without bound.
+ * Knows nothing of IMAP: the daemon supplies the commands. */
+#ifndef IMAPSWEEP_CONTROL_H
+#define IMAPSWEEP_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+struct json_t;
+struct control;
+
+#define CONTROL_MAX_REQUEST 4096
+#define CONTROL_MAX_CLIENTS 256
+
+/* A command handler: args are the request's words after the command.
+ * Returns a JSON object (reference passed to the caller); "ok": true is
+ * added when the object has no "ok". */
+typedef struct json_t *control_cmd_fn(void *arg, const char *const *args,
+                                      size_t n_args);
+
+struct control_cmd {
+    const char *name;
+    control_cmd_fn *fn;
+    size_t min_args, max_args;
+};
+
+struct control_settings {
+    const char *path;          /* socket to create (when fd < 0) */
+    int fd;                    /* a listening socket from systemd, or -1 */
+    mode_t mode;
+    const char *group;         /* NULL: none */
+    const struct control_cmd *cmds;
+    size_t n_cmds;
+    void *arg;
+};
+
+/* Listen. Returns NULL and sets *err_r (caller frees) on failure: the path
+ * is in use by a running daemon, the group is unknown, bind failed, … */
+struct control *control_new(uv_loop_t *loop, const struct control_settings *s,
+                            char **err_r);
+/* Close every client and the socket (the path is removed). NULL-safe. */
+void control_free(struct control *c);
+/* Number of connected clients. */
+size_t control_clients(const struct control *c);
+
+/* Split a request line into words: double quotes group words, backslash
+ * escapes the next character; or a JSON object {"cmd": …, "args": […]}.
+ * Returns the number of words (0 for an empty line) or -1 if malformed;
+ * words are allocated in *words_r (free each and the array). */
+int control_split(const char *line, size_t len, char ***words_r);
+
+#endif

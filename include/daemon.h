@@ -1,0 +1,33 @@
+/* daemon: wires everything together. It owns the loop, the signal handlers
+ * (SIGHUP reloads; SIGTERM and SIGINT stop), the accounts, the reload
+ * transaction (a new config is built and validated first; only a valid one
+ * replaces the old, and only what changed is restarted), the control socket
+ * commands, systemd notifications and the one-shot mode. */
+#ifndef IMAPSWEEP_DAEMON_H
+#define IMAPSWEEP_DAEMON_H
+
+#include <stdbool.h>
+
+#include "log.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 64
+#define EXIT_UNAVAILABLE 69
+#define EXIT_CONFIG 78
+
+struct daemon_opts {
+    const char *config_path;
+    bool once;
+    bool dry_run;
+    bool level_set;            /* --log-level given: overrides the config */
+    enum log_level level;
+};
+
+/* --check-config: print the summary (stdout) or every error (stderr).
+ * Returns 0 or EXIT_CONFIG. */
+int daemon_check_config(const char *path);
+/* Run until stopped (or, with once, until every mailbox was swept).
+ * Returns the process exit status. */
+int daemon_run(const struct daemon_opts *opts);
+
+#endif

@@ -1,0 +1,38 @@
+/* notify: the systemd integration, and the only module that includes
+ * libsystemd's headers. Without NOTIFY_SOCKET (or with a NULL notify)
+ * every call is a no-op.
+ * WATCHDOG=1 comes from a timer on the loop itself (at half of
+ * WATCHDOG_USEC), so a stuck loop stops the pings and systemd notices. */
+#ifndef IMAPSWEEP_NOTIFY_H
+#define IMAPSWEEP_NOTIFY_H
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include "log.h"
+
+struct notify;
+
+struct notify *notify_new(uv_loop_t *loop);
+/* NULL-safe; closes the watchdog timer (run the loop afterwards). */
+void notify_free(struct notify *n);
+
+/* READY=1 with a STATUS= line. */
+void notify_ready(struct notify *n, const char *status);
+/* STATUS=…, sent only when it differs from the last one. */
+void notify_status(struct notify *n, const char *status);
+/* RELOADING=1 with MONOTONIC_USEC=…; follow with notify_ready(). */
+void notify_reloading(struct notify *n);
+void notify_stopping(struct notify *n);
+
+/* A socket passed by systemd socket activation (sd_listen_fds): its fd,
+ * or -1 when there is none. More than one is an error (-2). */
+int notify_listen_fd(void);
+
+/* A log sink sending lines to the journal with the fields ACCOUNT,
+ * MAILBOX, RULE, ACTION, UID (see log_set_sink). */
+void notify_journal_sink(enum log_level level, const struct log_fields *f,
+                         const char *msg, void *arg);
+
+#endif

@@ -1,0 +1,54 @@
+/* session: an authenticated IMAP connection for an account. It waits for
+ * an admission slot for the host, connects (implicit TLS, STARTTLS, plain
+ * or a tunnel), fetches the secret from its source, logs in and wipes the
+ * secret. Watchers and the account's poller build on it. */
+#ifndef IMAPSWEEP_SESSION_H
+#define IMAPSWEEP_SESSION_H
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "gate.h"
+#include "imap_conn.h"
+
+struct tls_ctx;
+struct transport_pool;
+struct session;
+
+struct session_env {
+    uv_loop_t *loop;
+    struct transport_pool *pool;
+    struct gate_set *gates;
+};
+
+struct session_events {
+    /* The server greeted; the secret is being fetched for the login. */
+    void (*authenticating)(struct session *s, void *arg);
+    /* Logged in (or PREAUTH): session_conn() is ready for commands. */
+    void (*ready)(struct session *s, void *arg);
+    /* Unsolicited data (EXISTS, EXPUNGE, UIDVALIDITY, NO/BAD alerts). */
+    void (*untagged)(struct session *s, const struct imap_response *r,
+                     void *arg);
+    /* The session is over: err 0 after session_logout(), else why. auth is
+     * true when the login was refused or the secret could not be read.
+     * Runs at most once; the owner frees the session (also from here). */
+    void (*closed)(struct session *s, int err, const char *msg, bool auth,
+                   void *arg);
+};
+
+/* Start; events follow from the loop. mailbox only labels log lines. */
+struct session *session_new(const struct session_env *env,
+                            const struct config_account *acc,
+                            struct tls_ctx *tls, const char *mailbox,
+                            const struct session_events *ev, void *arg);
+/* The connection (NULL before it exists or after it closed). */
+struct imap_conn *session_conn(const struct session *s);
+/* LOGOUT after what is queued; `closed` follows with err 0. If the session
+ * is not logged in yet it just ends (closed with err 0, from the loop). */
+void session_logout(struct session *s);
+/* End now; no event afterwards. NULL-safe, also from inside an event. */
+void session_free(struct session *s);
+
+#endif

@@ -1,0 +1,139 @@
+/* watcher: one watched mailbox of one account. A dedicated watcher owns an
+ * IMAP connection and runs
+ *
+ *   connecting -> authenticating -> selecting -> sweeping -> idle
+ *        ^                                          ^          |
+ *        |                                          +-- new mail
+ *        +------------- backoff <----- any failure
+ *
+ * (polling instead of idle when the server lacks IDLE). A shared watcher
+ * (a mailbox beyond the account's connection budget) has no connection of
+ * its own: the account's poller visits it on a shared connection.
+ *
+ * The watcher keeps everything `imapsweepctl status` shows. */
+#ifndef IMAPSWEEP_WATCHER_H
+#define IMAPSWEEP_WATCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "imap_conn.h"
+#include "session.h"
+#include "sweep.h"
+
+struct tls_ctx;
+struct watcher;
+
+enum watcher_state {
+    WATCHER_CONNECTING,
+    WATCHER_AUTHENTICATING,
+    WATCHER_SELECTING,
+    WATCHER_SWEEPING,
+    WATCHER_IDLE,
+    WATCHER_POLLING,
+    WATCHER_BACKOFF,
+    WATCHER_ERROR,
+    WATCHER_STOPPED,
+};
+const char *watcher_state_name(enum watcher_state s);
+
+/* What the daemon provides to every watcher. */
+struct watcher_env {
+    struct session_env session; /* loop, transport pool, gates */
+    bool cli_dry_run;          /* --dry-run */
+    bool once;                 /* --once: one full sweep, then log out */
+    /* something status shows changed (state, counts) */
+    void (*changed)(void *arg);
+    /* --once: this watcher is finished (ok or failed) */
+    void (*once_done)(struct watcher *w, bool ok, void *arg);
+    void *arg;
+};
+
+/* Rule action totals, per rule and kind. */
+struct watcher_count {
+    char *rule;
+    char action[8];            /* delete, trash, move, flag */
+    bool dry;                  /* counted as "would" */
+    uint64_t n;
+};
+
+struct watcher_status {
+    const char *account;
+    const char *mailbox;
+    enum watcher_state state;
+    uint64_t state_since;      /* seconds since the epoch */
+    bool shared;               /* visited by the account's poller */
+    const char *capabilities;  /* space-separated, "" before known */
+    uint32_t uidvalidity;
+    uint32_t messages;
+    uint32_t uid_swept;
+    const struct watcher_count *counts;
+    size_t n_counts;
+    uint64_t last_sweep;       /* seconds since the epoch; 0: never */
+    uint64_t last_sweep_ms;
+    unsigned reconnects;
+    const char *last_error;    /* NULL when fine */
+    const char *const *notes;
+    size_t n_notes;
+};
+
+/* Create (not started). rules: the account's rules that apply to this
+ * mailbox, in order (borrowed from config, which is referenced). */
+struct watcher *watcher_new(const struct watcher_env *env,
+                            struct config *config,
+                            const struct config_account *account,
+                            struct tls_ctx *tls, const char *mailbox,
+                            bool shared);
+/* Dedicated: start connecting (through the gate). Shared: only marks it
+ * polling; the poller drives it. */
+void watcher_start(struct watcher *w);
+/* Stop: cancel the sweep (commands in flight finish), LOGOUT, then cb
+ * runs (from the loop). After cb the watcher may be freed. */
+void watcher_stop(struct watcher *w, void (*cb)(struct watcher *w,
+                                                 void *arg), void *arg);
+/* Free now, closing any connection without LOGOUT. NULL-safe. */
+void watcher_free(struct watcher *w);
+
+/* A reload kept this watcher: switch to the new config. If the rules that
+ * apply changed, a running sweep is cancelled (nothing more is acted on
+ * under the old rules) and a full sweep follows. */
+void watcher_update(struct watcher *w, struct config *config,
+                    const struct config_account *account);
+/* Sweep the whole mailbox now (or as soon as the current sweep ends). */
+void watcher_sweep_now(struct watcher *w);
+
+/* For the poller: sweep this shared watcher's mailbox over conn (already
+ * authenticated): SELECT, sweep (full when due), then done(ok). EXISTS
+ * and other events of conn are passed in with watcher_conn_event while it
+ * runs. */
+void watcher_visit(struct watcher *w, struct imap_conn *conn, bool force_full,
+                   void (*done)(struct watcher *w, bool ok, void *arg),
+                   void *arg);
+/* Untagged data of the poller's connection during a visit. */
+void watcher_conn_event(struct watcher *w, const struct imap_response *r);
+/* The poller's connection failed: abandon the visit (done is not
+ * called), remember the error. */
+void watcher_visit_abort(struct watcher *w, const char *error);
+/* The poller learnt STATUS values: true if a visit is worthwhile (new
+ * UIDs, another UIDVALIDITY, or a full sweep due). */
+bool watcher_status_changed(struct watcher *w, uint32_t uidnext,
+                            uint32_t uidvalidity, uint32_t messages);
+/* Set the state of a shared watcher (the poller's view). */
+void watcher_set_shared_state(struct watcher *w, enum watcher_state st,
+                              const char *error);
+
+const char *watcher_mailbox(const struct watcher *w);
+bool watcher_is_shared(const struct watcher *w);
+void watcher_set_shared(struct watcher *w, bool shared);
+void watcher_status(const struct watcher *w, struct watcher_status *st);
+/* Totals for STATUS=: number of actions taken (not dry). */
+uint64_t watcher_total_actions(const struct watcher *w);
+/* True for states where the mailbox is being watched (idle, polling,
+ * sweeping). */
+bool watcher_is_watching(const struct watcher *w);
+
+#endif

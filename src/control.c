@@ -1,0 +1,533 @@
+#include "control.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+/* Replies queued to a client that does not read: beyond this, drop it. */
+#define MAX_QUEUED (1024 * 1024)
+
+struct client {
+    struct control *ctl;
+    uv_pipe_t pipe;
+    struct buf in;
+    struct client *prev, *next;
+    bool closing;
+    uid_t uid;
+};
+
+struct control {
+    uv_loop_t *loop;
+    uv_pipe_t server;
+    bool server_closed;
+    char *path;                /* to unlink on close; NULL when inherited */
+    gid_t gid;
+    bool has_group;
+    const struct control_cmd *cmds;
+    size_t n_cmds;
+    void *arg;
+    struct client *clients;
+    size_t n_clients;
+    bool freeing;
+    char rbuf[CONTROL_MAX_REQUEST + 1];
+};
+
+struct write_req {
+    uv_write_t req;
+    char *data;
+};
+
+static void maybe_free(struct control *c);
+
+/* --- request splitting --------------------------------------------------- */
+
+static int
+split_json(const char *line, size_t len, char ***words_r)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *cmd, *args;
+    char **words = NULL;
+    size_t n = 0;
+
+    if (!json_is_object(o))
+        goto bad;
+    cmd = json_object_get(o, "cmd");
+    args = json_object_get(o, "args");
+    if (!json_is_string(cmd) || (args != NULL && !json_is_array(args)))
+        goto bad;
+    words = xcalloc(1 + json_array_size(args) + 1, sizeof(*words));
+    words[n++] = xstrdup(json_string_value(cmd));
+    for (size_t i = 0; i < json_array_size(args); i++) {
+        json_t *a = json_array_get(args, i);
+
+        if (!json_is_string(a))
+            goto bad;
+        words[n++] = xstrdup(json_string_value(a));
+    }
+    json_decref(o);
+    *words_r = words;
+    return (int)n;
+bad:
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+    json_decref(o);
+    return -1;
+}
+
+int
+control_split(const char *line, size_t len, char ***words_r)
+{
+    char **words = NULL;
+    size_t n = 0, cap = 0, i = 0;
+    struct buf w;
+
+    while (len > 0 && (line[0] == ' ' || line[0] == '\t')) {
+        line++;
+        len--;
+    }
+    if (len > 0 && line[0] == '{')
+        return split_json(line, len, words_r);
+    buf_init(&w, BUF_NOCAP);
+    while (i < len) {
+        bool quoted = false;
+
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len)
+            break;
+        buf_reset(&w);
+        while (i < len && (quoted || (line[i] != ' ' && line[i] != '\t'))) {
+            if (line[i] == '"') {
+                quoted = !quoted;
+            } else if (line[i] == '\\') {
+                if (++i == len)
+                    goto bad;
+                buf_append_char(&w, line[i]);
+            } else {
+                buf_append_char(&w, line[i]);
+            }
+            i++;
+        }
+        if (quoted)
+            goto bad;
+        ARRAY_GROW(words, cap, n + 2);
+        words[n++] = xstrdup(buf_cstr(&w));
+        words[n] = NULL;
+    }
+    buf_free(&w);
+    *words_r = words;
+    return (int)n;
+bad:
+    buf_free(&w);
+    for (size_t k = 0; k < n; k++)
+        free(words[k]);
+    free(words);
+    return -1;
+}
+
+/* --- clients ------------------------------------------------------------- */
+
+static void
+on_client_closed(uv_handle_t *h)
+{
+    struct client *cl = h->data;
+    struct control *c = cl->ctl;
+
+    if (cl->prev != NULL)
+        cl->prev->next = cl->next;
+    else
+        c->clients = cl->next;
+    if (cl->next != NULL)
+        cl->next->prev = cl->prev;
+    c->n_clients--;
+    buf_free(&cl->in);
+    free(cl);
+    maybe_free(c);
+}
+
+static void
+client_close(struct client *cl)
+{
+    if (cl->closing)
+        return;
+    cl->closing = true;
+    uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
+}
+
+static void
+on_write(uv_write_t *req, int status)
+{
+    struct write_req *wr = container_of(req, struct write_req, req);
+
+    (void)status;
+    free(wr->data);
+    free(wr);
+}
+
+static void
+send_json(struct client *cl, json_t *reply)
+{
+    struct write_req *wr;
+    uv_buf_t b;
+    char *text;
+
+    if (cl->closing)
+        return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
+        MAX_QUEUED) {
+        log_warning("control: dropping a client that does not read its "
+                    "replies");
+        client_close(cl);
+        return;
+    }
+    text = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (text == NULL)
+        text = xstrdup("{\"ok\":false,\"error\":\"cannot encode reply\"}");
+    wr = xcalloc(1, sizeof(*wr));
+    wr->data = xasprintf("%s\n", text);
+    free(text);
+    b = uv_buf_init(wr->data, (unsigned)strlen(wr->data));
+    if (uv_write(&wr->req, (uv_stream_t *)&cl->pipe, &b, 1, on_write) < 0) {
+        free(wr->data);
+        free(wr);
+        client_close(cl);
+    }
+}
+
+static void
+send_error(struct client *cl, const char *msg)
+{
+    json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+
+    send_json(cl, r);
+    json_decref(r);
+}
+
+static void
+handle_line(struct client *cl, const char *line, size_t len)
+{
+    struct control *c = cl->ctl;
+    char **words = NULL;
+    int n;
+
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (len == 0)
+        return;
+    if (!util_utf8_valid(line, len) || memchr(line, '\0', len) != NULL) {
+        send_error(cl, "request is not UTF-8 text");
+        client_close(cl);
+        return;
+    }
+    n = control_split(line, len, &words);
+    if (n < 0) {
+        send_error(cl, "malformed request (unbalanced quotes or bad JSON)");
+        return;
+    }
+    if (n > 0) {
+        const struct control_cmd *cmd = NULL;
+        size_t nargs = (size_t)n - 1;
+
+        for (size_t i = 0; i < c->n_cmds; i++) {
+            if (strcmp(c->cmds[i].name, words[0]) == 0)
+                cmd = &c->cmds[i];
+        }
+        if (cmd == NULL) {
+            char *msg = xasprintf("unknown request \"%s\" (try status, "
+                                  "reload, sweep or version)", words[0]);
+
+            send_error(cl, msg);
+            free(msg);
+        } else if (nargs < cmd->min_args || nargs > cmd->max_args) {
+            char *msg = xasprintf("%s takes %zu to %zu arguments, got %zu",
+                                  cmd->name, cmd->min_args, cmd->max_args,
+                                  nargs);
+
+            send_error(cl, msg);
+            free(msg);
+        } else {
+            json_t *reply = cmd->fn(c->arg, (const char *const *)words + 1,
+                                    nargs);
+
+            if (reply == NULL)
+                reply = json_object();
+            if (json_object_get(reply, "ok") == NULL)
+                json_object_set_new(reply, "ok", json_true());
+            send_json(cl, reply);
+            json_decref(reply);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct client *cl = h->data;
+
+    (void)hint;
+    b->base = cl->ctl->rbuf;
+    b->len = sizeof(cl->ctl->rbuf);
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct client *cl = s->data;
+    size_t start = 0;
+
+    if (n < 0) {
+        client_close(cl);
+        return;
+    }
+    if (n == 0 || cl->closing)
+        return;
+    if (buf_append(&cl->in, b->base, (size_t)n) < 0) {
+        send_error(cl, "request longer than 4096 bytes");
+        client_close(cl);
+        return;
+    }
+    for (size_t i = 0; i < cl->in.len && !cl->closing; i++) {
+        if (cl->in.data[i] == '\n') {
+            handle_line(cl, cl->in.data + start, i - start);
+            start = i + 1;
+        }
+    }
+    if (cl->closing)
+        return;
+    buf_consume(&cl->in, start);
+    if (cl->in.len >= CONTROL_MAX_REQUEST) {
+        send_error(cl, "request longer than 4096 bytes");
+        client_close(cl);
+    }
+}
+
+static bool
+peer_allowed(const struct control *c, uid_t uid, gid_t gid)
+{
+    struct passwd *pw;
+    gid_t groups[256];
+    int ng = (int)ARRAY_SIZE(groups);
+
+    if (uid == 0 || uid == geteuid())
+        return true;
+    if (!c->has_group)
+        return false;
+    if (gid == c->gid)
+        return true;
+    pw = getpwuid(uid);
+    if (pw == NULL || getgrouplist(pw->pw_name, gid, groups, &ng) < 0)
+        return false;
+    for (int i = 0; i < ng; i++) {
+        if (groups[i] == c->gid)
+            return true;
+    }
+    return false;
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+    struct control *c = server->data;
+    struct client *cl;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    uv_os_fd_t fd;
+
+    if (status < 0)
+        return;
+    cl = xcalloc(1, sizeof(*cl));
+    cl->ctl = c;
+    buf_init(&cl->in, CONTROL_MAX_REQUEST);
+    uv_pipe_init(c->loop, &cl->pipe, 0);
+    cl->pipe.data = cl;
+    cl->next = c->clients;
+    if (c->clients != NULL)
+        c->clients->prev = cl;
+    c->clients = cl;
+    c->n_clients++;
+    if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
+        client_close(cl);
+        return;
+    }
+    if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        client_close(cl);
+        return;
+    }
+    cl->uid = cred.uid;
+    if (!peer_allowed(c, cred.uid, cred.gid)) {
+        log_notice("control: refused a client with uid %u", cred.uid);
+        send_error(cl, "permission denied");
+        client_close(cl);
+        return;
+    }
+    if (c->n_clients > CONTROL_MAX_CLIENTS) {
+        send_error(cl, "too many clients");
+        client_close(cl);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+/* --- the server ------------------------------------------------------------ */
+
+/* A socket file left behind by a daemon that died may be reused; one that
+ * answers belongs to a running daemon. */
+static int
+check_stale(const char *path, char **err_r)
+{
+    struct stat st;
+    struct sockaddr_un sa;
+    int fd, ret;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        *err_r = xasprintf("%s exists and is not a socket", path);
+        return -EEXIST;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        *err_r = xasprintf("socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    if (ret == 0) {
+        *err_r = xasprintf("%s is in use by a running daemon", path);
+        return -EADDRINUSE;
+    }
+    unlink(path);
+    return 0;
+}
+
+struct control *
+control_new(uv_loop_t *loop, const struct control_settings *s, char **err_r)
+{
+    struct control *c = xcalloc(1, sizeof(*c));
+    int ret;
+
+    c->loop = loop;
+    c->cmds = s->cmds;
+    c->n_cmds = s->n_cmds;
+    c->arg = s->arg;
+    if (s->group != NULL) {
+        struct group *gr = getgrnam(s->group);
+
+        if (gr == NULL) {
+            *err_r = xasprintf("control_group \"%s\" does not exist",
+                               s->group);
+            free(c);
+            return NULL;
+        }
+        c->gid = gr->gr_gid;
+        c->has_group = true;
+    }
+    uv_pipe_init(loop, &c->server, 0);
+    c->server.data = c;
+    if (s->fd >= 0) {
+        ret = uv_pipe_open(&c->server, s->fd);
+        if (ret < 0) {
+            *err_r = xasprintf("cannot use the socket from systemd: %s",
+                               uv_strerror(ret));
+            goto fail;
+        }
+    } else {
+        mode_t old;
+
+        *err_r = NULL;
+        ret = check_stale(s->path, err_r);
+        if (ret < 0) {
+            if (*err_r == NULL)
+                *err_r = xasprintf("%s: %s", s->path, strerror(-ret));
+            goto fail;
+        }
+        /* bind under a tight umask, then open up to the configured mode */
+        old = umask(0177);
+        ret = uv_pipe_bind(&c->server, s->path);
+        umask(old);
+        if (ret < 0) {
+            *err_r = xasprintf("cannot bind %s: %s", s->path,
+                               uv_strerror(ret));
+            goto fail;
+        }
+        c->path = xstrdup(s->path);
+        if (chmod(s->path, s->mode) < 0 ||
+            (c->has_group && chown(s->path, (uid_t)-1, c->gid) < 0)) {
+            *err_r = xasprintf("cannot set the mode of %s: %s", s->path,
+                               strerror(errno));
+            goto fail;
+        }
+    }
+    ret = uv_listen((uv_stream_t *)&c->server, 64, on_connection);
+    if (ret < 0) {
+        *err_r = xasprintf("cannot listen on %s: %s",
+                           s->path ? s->path : "the socket",
+                           uv_strerror(ret));
+        goto fail;
+    }
+    return c;
+fail:
+    control_free(c);
+    return NULL;
+}
+
+static void
+on_server_closed(uv_handle_t *h)
+{
+    struct control *c = h->data;
+
+    c->server_closed = true;
+    maybe_free(c);
+}
+
+static void
+maybe_free(struct control *c)
+{
+    if (c->freeing && c->server_closed && c->clients == NULL) {
+        free(c->path);
+        free(c);
+    }
+}
+
+void
+control_free(struct control *c)
+{
+    if (c == NULL || c->freeing)
+        return;
+    c->freeing = true;
+    if (c->path != NULL)
+        unlink(c->path);
+    for (struct client *cl = c->clients; cl != NULL; cl = cl->next)
+        client_close(cl);
+    uv_close((uv_handle_t *)&c->server, on_server_closed);
+}
+
+size_t
+control_clients(const struct control *c)
+{
+    return c->n_clients;
+}

@@ -1,0 +1,359 @@
+/* imapsweepctl: ask a running imapsweepd over its control socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "config.h"
+#include "util.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 64
+#define EXIT_UNAVAILABLE 69
+#define REPLY_MAX (64 * 1024 * 1024)
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: imapsweepctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+            "\n"
+            "  status                     accounts, mailboxes, states, "
+            "counts, errors\n"
+            "  reload                     reload the configuration (like "
+            "SIGHUP)\n"
+            "  sweep [ACCOUNT [MAILBOX]]  full sweep now\n"
+            "  version                    the daemon's version\n"
+            "\n"
+            "  -s, --socket PATH  control socket (default %s)\n"
+            "      --json         print the daemon's JSON reply as it is\n",
+            CONFIG_DEFAULT_SOCKET);
+}
+
+static int
+connect_socket(const char *path)
+{
+    struct sockaddr_un sa;
+    struct timeval tv = {.tv_sec = 60};
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One reply line. */
+static int
+read_line(int fd, struct buf *out)
+{
+    char chunk[4096];
+
+    for (;;) {
+        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        char *nl;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        if (buf_append(out, chunk, (size_t)n) < 0)
+            return -1;
+        nl = memchr(out->data, '\n', out->len);
+        if (nl != NULL) {
+            out->len = (size_t)(nl - out->data);
+            out->data[out->len] = '\0';
+            return 0;
+        }
+    }
+}
+
+static void
+fmt_duration(json_int_t s, char *out, size_t size)
+{
+    if (s < 60)
+        snprintf(out, size, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, size, "%lldm%02llds", (long long)(s / 60),
+                 (long long)(s % 60));
+    else if (s < 86400)
+        snprintf(out, size, "%lldh%02lldm", (long long)(s / 3600),
+                 (long long)(s % 3600 / 60));
+    else
+        snprintf(out, size, "%lldd%02lldh", (long long)(s / 86400),
+                 (long long)(s % 86400 / 3600));
+}
+
+/* Width on a terminal: code points, not bytes. */
+static size_t
+width(const char *s)
+{
+    size_t w = 0;
+
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+static void
+cell(const char *s, size_t w)
+{
+    size_t n = width(s);
+
+    fputs(s, stdout);
+    for (; n < w; n++)
+        putchar(' ');
+    putchar(' ');
+}
+
+struct row {
+    char *col[7];
+};
+
+static void
+print_status(json_t *r)
+{
+    static const char *const head[7] = {
+        "ACCOUNT", "MAILBOX", "STATE", "MESSAGES", "ACTED", "LAST SWEEP",
+        "LAST ERROR",
+    };
+    json_t *ws = json_object_get(r, "watchers"), *w;
+    size_t n = json_array_size(ws), widths[7], i;
+    struct row *rows = xcalloc(n ? n : 1, sizeof(*rows));
+    char up[32];
+
+    fmt_duration(json_integer_value(json_object_get(r, "uptime_s")), up,
+                 sizeof(up));
+    printf("imapsweepd %s, pid %lld, up %s, configuration generation %lld%s\n",
+           json_string_value(json_object_get(r, "version")),
+           (long long)json_integer_value(json_object_get(r, "pid")), up,
+           (long long)json_integer_value(json_object_get(r, "generation")),
+           json_is_true(json_object_get(r, "dry_run")) ? " (dry run)" : "");
+    for (i = 0; i < 7; i++)
+        widths[i] = strlen(head[i]);
+    json_array_foreach(ws, i, w) {
+        json_t *acts = json_object_get(w, "actions"), *kinds, *cnt;
+        const char *rule, *kind;
+        char dur[32];
+        struct buf b;
+        const char *err = json_string_value(json_object_get(w, "last_error"));
+
+        rows[i].col[0] = xstrdup(json_string_value(json_object_get(w, "account")));
+        rows[i].col[1] = xstrdup(json_string_value(json_object_get(w, "mailbox")));
+        fmt_duration(json_integer_value(json_object_get(w, "state_s")), dur,
+                     sizeof(dur));
+        rows[i].col[2] = xasprintf("%s %s",
+                                   json_string_value(json_object_get(w, "state")),
+                                   dur);
+        rows[i].col[3] = xasprintf("%lld", (long long)json_integer_value(
+                                               json_object_get(w, "messages")));
+        buf_init(&b, BUF_NOCAP);
+        json_object_foreach(acts, rule, kinds) {
+            json_object_foreach(kinds, kind, cnt) {
+                if (b.len > 0)
+                    buf_append_str(&b, ", ");
+                buf_printf(&b, "%s %s %lld", rule, kind,
+                           (long long)json_integer_value(cnt));
+            }
+        }
+        rows[i].col[4] = b.len ? buf_steal(&b) : xstrdup("-");
+        buf_free(&b);
+        if (json_is_string(json_object_get(w, "last_sweep")))
+            rows[i].col[5] = xasprintf(
+                "%s (%lld ms)",
+                json_string_value(json_object_get(w, "last_sweep")),
+                (long long)json_integer_value(
+                    json_object_get(w, "last_sweep_ms")));
+        else
+            rows[i].col[5] = xstrdup("-");
+        rows[i].col[6] = xstrdup(err ? err : "-");
+        for (size_t k = 0; k < 6; k++) {
+            if (width(rows[i].col[k]) > widths[k])
+                widths[k] = width(rows[i].col[k]);
+        }
+    }
+    for (i = 0; i < 7; i++)
+        cell(head[i], i < 6 ? widths[i] : 0);
+    putchar('\n');
+    for (i = 0; i < n; i++) {
+        for (size_t k = 0; k < 7; k++) {
+            cell(rows[i].col[k], k < 6 ? widths[k] : 0);
+            free(rows[i].col[k]);
+        }
+        putchar('\n');
+    }
+    json_array_foreach(ws, i, w) {
+        json_t *notes = json_object_get(w, "notes"), *note;
+        size_t k;
+
+        json_array_foreach(notes, k, note) {
+            printf("note: %s/%s: %s\n",
+                   json_string_value(json_object_get(w, "account")),
+                   json_string_value(json_object_get(w, "mailbox")),
+                   json_string_value(note));
+        }
+    }
+    free(rows);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = getenv("IMAPSWEEP_SOCKET");
+    const char *cmd;
+    bool raw = false;
+    struct buf reply;
+    json_t *req, *args, *r;
+    json_error_t jerr;
+    char *line;
+    int fd, c, ret;
+
+    if (path == NULL || *path == '\0')
+        path = CONFIG_DEFAULT_SOCKET;
+    while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            path = optarg;
+            break;
+        case 'j':
+            raw = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    cmd = argv[optind];
+    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
+         strcmp(cmd, "version") == 0) ? argc - optind != 1
+        : strcmp(cmd, "sweep") == 0  ? argc - optind > 3
+                                     : true) {
+        fprintf(stderr, "imapsweepctl: unknown command or wrong arguments: "
+                        "%s\n", cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    fd = connect_socket(path);
+    if (fd < 0) {
+        fprintf(stderr, "imapsweepctl: no daemon is listening on %s: %s\n",
+                path, strerror(errno));
+        return EXIT_UNAVAILABLE;
+    }
+    /* JSON framing keeps mailbox names with spaces intact */
+    args = json_array();
+    for (int i = optind + 1; i < argc; i++)
+        json_array_append_new(args, json_string(argv[i]));
+    req = json_pack("{s:s, s:o}", "cmd", cmd, "args", args);
+    line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (line == NULL) {
+        fprintf(stderr, "imapsweepctl: arguments are not valid UTF-8\n");
+        close(fd);
+        return EXIT_USAGE;
+    }
+    buf_init(&reply, REPLY_MAX);
+    if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0 ||
+        read_line(fd, &reply) < 0) {
+        fprintf(stderr, "imapsweepctl: %s: the daemon did not answer: %s\n",
+                path, errno ? strerror(errno) : "connection closed");
+        free(line);
+        buf_free(&reply);
+        close(fd);
+        return EXIT_UNAVAILABLE;
+    }
+    free(line);
+    close(fd);
+    r = json_loadb(reply.data, reply.len, 0, &jerr);
+    if (!json_is_object(r)) {
+        fprintf(stderr, "imapsweepctl: unreadable reply: %s\n", jerr.text);
+        buf_free(&reply);
+        json_decref(r);
+        return EXIT_FAILED;
+    }
+    ret = json_is_true(json_object_get(r, "ok")) ? 0 : EXIT_FAILED;
+    if (raw) {
+        printf("%s\n", reply.data);
+    } else if (ret != 0) {
+        json_t *errs = json_object_get(r, "errors"), *e;
+        size_t i;
+
+        json_array_foreach(errs, i, e)
+            fprintf(stderr, "%s\n", json_string_value(e));
+        fprintf(stderr, "imapsweepctl: %s\n",
+                json_string_value(json_object_get(r, "error")));
+    } else if (strcmp(cmd, "status") == 0) {
+        print_status(r);
+    } else if (strcmp(cmd, "reload") == 0) {
+        printf("reloaded (configuration generation %lld)\n",
+               (long long)json_integer_value(json_object_get(r, "generation")));
+    } else if (strcmp(cmd, "sweep") == 0) {
+        json_t *sw = json_object_get(r, "swept"), *e;
+        size_t i;
+
+        json_array_foreach(sw, i, e)
+            printf("sweeping %s/%s\n",
+                   json_string_value(json_object_get(e, "account")),
+                   json_string_value(json_object_get(e, "mailbox")));
+    } else {
+        printf("imapsweepd %s\n",
+               json_string_value(json_object_get(r, "version")));
+    }
+    json_decref(r);
+    buf_free(&reply);
+    return ret;
+}

@@ -1,0 +1,166 @@
+#include "notify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+
+#include "util.h"
+
+struct notify {
+    bool enabled;
+    uv_timer_t watchdog;
+    bool watchdog_on;
+    char *status;
+};
+
+static void
+on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+struct notify *
+notify_new(uv_loop_t *loop)
+{
+    struct notify *n = xcalloc(1, sizeof(*n));
+    const char *sock = getenv("NOTIFY_SOCKET");
+    uint64_t usec = 0;
+
+    n->enabled = sock != NULL && *sock != '\0';
+    uv_timer_init(loop, &n->watchdog);
+    n->watchdog.data = n;
+    if (n->enabled && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        uint64_t ms = usec / 2000;
+
+        n->watchdog_on = true;
+        uv_timer_start(&n->watchdog, on_watchdog, ms ? ms : 1, ms ? ms : 1);
+        /* a timer alone must not keep the loop running */
+        uv_unref((uv_handle_t *)&n->watchdog);
+    }
+    return n;
+}
+
+static void
+on_closed(uv_handle_t *h)
+{
+    struct notify *n = h->data;
+
+    free(n->status);
+    free(n);
+}
+
+void
+notify_free(struct notify *n)
+{
+    if (n == NULL)
+        return;
+    uv_timer_stop(&n->watchdog);
+    uv_close((uv_handle_t *)&n->watchdog, on_closed);
+}
+
+static void
+send_status(struct notify *n, const char *prefix, const char *status)
+{
+    char *msg;
+
+    if (n == NULL || !n->enabled)
+        return;
+    msg = xasprintf("%s%s%s", prefix, status ? "STATUS=" : "",
+                    status ? status : "");
+    sd_notify(0, msg);
+    free(msg);
+    if (status != NULL) {
+        free(n->status);
+        n->status = xstrdup(status);
+    }
+}
+
+void
+notify_ready(struct notify *n, const char *status)
+{
+    send_status(n, "READY=1\n", status);
+}
+
+void
+notify_status(struct notify *n, const char *status)
+{
+    if (n == NULL || !n->enabled)
+        return;
+    if (n->status != NULL && strcmp(n->status, status) == 0)
+        return;
+    send_status(n, "", status);
+}
+
+void
+notify_reloading(struct notify *n)
+{
+    struct timespec ts;
+    char msg[96];
+
+    if (n == NULL || !n->enabled)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL +
+                 (unsigned long long)ts.tv_nsec / 1000ULL);
+    sd_notify(0, msg);
+}
+
+void
+notify_stopping(struct notify *n)
+{
+    if (n != NULL && n->enabled)
+        sd_notify(0, "STOPPING=1");
+}
+
+int
+notify_listen_fd(void)
+{
+    int n = sd_listen_fds(1);
+
+    if (n <= 0)
+        return -1;
+    if (n > 1)
+        return -2;
+    return SD_LISTEN_FDS_START;
+}
+
+void
+notify_journal_sink(enum log_level level, const struct log_fields *f,
+                    const char *msg, void *arg)
+{
+    struct iovec iov[8];
+    char *parts[8];
+    int n = 0;
+
+    (void)arg;
+    parts[n++] = xasprintf("MESSAGE=%s", msg);
+    parts[n++] = xasprintf("PRIORITY=%d", log_level_priority(level));
+    parts[n++] = xstrdup("SYSLOG_IDENTIFIER=imapsweepd");
+    if (f != NULL && f->account != NULL)
+        parts[n++] = xasprintf("ACCOUNT=%s", f->account);
+    if (f != NULL && f->mailbox != NULL)
+        parts[n++] = xasprintf("MAILBOX=%s", f->mailbox);
+    if (f != NULL && f->rule != NULL)
+        parts[n++] = xasprintf("RULE=%s", f->rule);
+    if (f != NULL && f->action != NULL)
+        parts[n++] = xasprintf("ACTION=%s", f->action);
+    if (f != NULL && f->uid != 0)
+        parts[n++] = xasprintf("UID=%u", f->uid);
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = parts[i];
+        iov[i].iov_len = strlen(parts[i]);
+    }
+    if (sd_journal_sendv(iov, n) < 0) {
+        /* journal unreachable: keep the line on stderr */
+        fprintf(stderr, "<%d>%s\n", log_level_priority(level), msg);
+    }
+    for (int i = 0; i < n; i++)
+        free(parts[i]);
+}

@@ -1,0 +1,287 @@
+#include "session.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "secret.h"
+#include "tls.h"
+#include "util.h"
+
+struct session {
+    struct session_env env;
+    const struct config_account *acc;
+    struct tls_ctx *tls;
+    char *account, *mailbox;
+    const struct session_events *ev;
+    void *arg;
+    struct gate_waiter gw;
+    struct imap_conn *conn;
+    struct secret_req *secret;
+    uv_timer_t timer;        /* delivers a `closed` without a connection */
+    bool logged_in;
+    bool logout;
+    bool closed;             /* `closed` was delivered */
+    bool freed;
+    int pending_err;
+    char *pending_msg;
+};
+
+static void
+slog(const struct session *s, enum log_level level, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static void
+slog(const struct session *s, enum log_level level, const char *fmt, ...)
+{
+    struct log_fields f = {.account = s->account, .mailbox = s->mailbox};
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, &f, fmt, ap);
+    va_end(ap);
+}
+
+static void
+deliver_closed(struct session *s, int err, const char *msg, bool auth)
+{
+    struct imap_conn *c = s->conn;
+
+    if (s->closed || s->freed)
+        return;
+    s->closed = true;
+    s->conn = NULL;
+    secret_cancel(s->secret);
+    s->secret = NULL;
+    gate_release(&s->gw);
+    imap_conn_free(c);
+    s->ev->closed(s, err, msg, auth, s->arg);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct session *s = t->data;
+
+    deliver_closed(s, s->pending_err, s->pending_msg ? s->pending_msg : "",
+                   s->pending_err == ERR_SECRET);
+}
+
+/* Report from the loop, never from inside a caller's call. */
+static void
+close_later(struct session *s, int err, const char *msg)
+{
+    s->pending_err = err;
+    free(s->pending_msg);
+    s->pending_msg = xstrdup(msg);
+    uv_timer_start(&s->timer, on_timer, 0, 0);
+}
+
+static void
+login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct session *s = arg;
+    char *msg;
+
+    (void)c;
+    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
+        return;
+    if (r->status == IMAP_OK) {
+        s->logged_in = true;
+        gate_release(&s->gw);
+        s->ev->ready(s, s->arg);
+        return;
+    }
+    msg = xasprintf("authentication failed: %s %s",
+                    imap_status_name(r->status), r->text ? r->text : "");
+    deliver_closed(s, ERR_AUTH, msg, true);
+    free(msg);
+}
+
+static void
+on_secret(void *arg, int err, const char *msg, char *secret, size_t len)
+{
+    static const enum imap_auth mechs[] = {
+        [CONFIG_AUTH_AUTO] = IMAP_AUTH_AUTO,
+        [CONFIG_AUTH_LOGIN] = IMAP_AUTH_LOGIN,
+        [CONFIG_AUTH_PLAIN] = IMAP_AUTH_PLAIN,
+        [CONFIG_AUTH_XOAUTH2] = IMAP_AUTH_XOAUTH2,
+        [CONFIG_AUTH_OAUTHBEARER] = IMAP_AUTH_OAUTHBEARER,
+    };
+    struct session *s = arg;
+
+    s->secret = NULL;
+    if (err != 0) {
+        char *m = xasprintf("cannot get the secret: %s", msg);
+
+        deliver_closed(s, ERR_SECRET, m, true);
+        free(m);
+        return;
+    }
+    imap_conn_login(s->conn, mechs[s->acc->auth], s->acc->user, secret, len,
+                    s->acc->secret.kind == CONFIG_SECRET_TOKEN_COMMAND,
+                    login_done, s);
+    util_free_secret(secret);
+}
+
+static void
+on_ready(struct imap_conn *c, void *arg)
+{
+    struct session *s = arg;
+
+    if (imap_conn_state(c) == IMAP_CONN_AUTH) {
+        /* PREAUTH (a tunnel) */
+        s->logged_in = true;
+        gate_release(&s->gw);
+        s->ev->ready(s, s->arg);
+        return;
+    }
+    if (s->logout) {
+        imap_conn_logout(c);
+        return;
+    }
+    if (s->ev->authenticating != NULL)
+        s->ev->authenticating(s, s->arg);
+    /* fetched for every login, never kept */
+    s->secret = secret_fetch(s->env.loop, &s->acc->secret,
+                             s->acc->command_timeout * 1000, on_secret, s);
+}
+
+static void
+on_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
+{
+    struct session *s = arg;
+
+    (void)c;
+    if (s->ev->untagged != NULL)
+        s->ev->untagged(s, r, s->arg);
+}
+
+static void
+on_closed(struct imap_conn *c, int err, const char *msg, void *arg)
+{
+    struct session *s = arg;
+
+    (void)c;
+    deliver_closed(s, err, msg, false);
+}
+
+static const struct imap_conn_events conn_events = {
+    .ready = on_ready,
+    .untagged = on_untagged,
+    .closed = on_closed,
+};
+
+static void
+on_admitted(struct gate_waiter *gw, void *arg)
+{
+    struct session *s = arg;
+    const struct config_account *a = s->acc;
+    struct imap_conn_settings cs = {
+        .account = s->account,
+        .mailbox = s->mailbox,
+        .host = a->host,
+        .port = a->port,
+        .tunnel = a->tunnel,
+        .tls = a->tunnel ? IMAP_TLS_NONE
+               : a->tls == CONFIG_TLS_IMPLICIT ? IMAP_TLS_IMPLICIT
+               : a->tls == CONFIG_TLS_STARTTLS ? IMAP_TLS_STARTTLS
+                                               : IMAP_TLS_NONE,
+        .tls_ctx = s->tls,
+        .connect_timeout_ms = a->connect_timeout * 1000,
+        .command_timeout_ms = a->command_timeout * 1000,
+        .idle_refresh_ms = a->idle_refresh * 1000,
+        .keepalive_s = 60,
+        .allow_plaintext_auth = a->tunnel != NULL || a->tls == CONFIG_TLS_NONE,
+    };
+
+    (void)gw;
+    if (cs.tls != IMAP_TLS_NONE && !a->tls_verify)
+        slog(s, LL_WARNING, "TLS certificate verification is disabled "
+                            "(tls_verify: false)");
+    s->conn = imap_conn_new(s->env.pool, &cs, &conn_events, s);
+}
+
+struct session *
+session_new(const struct session_env *env, const struct config_account *acc,
+            struct tls_ctx *tls, const char *mailbox,
+            const struct session_events *ev, void *arg)
+{
+    struct session *s = xcalloc(1, sizeof(*s));
+
+    s->env = *env;
+    s->acc = acc;
+    s->tls = tls ? tls_ctx_ref(tls) : NULL;
+    s->account = xstrdup(acc->name);
+    s->mailbox = mailbox ? xstrdup(mailbox) : NULL;
+    s->ev = ev;
+    s->arg = arg;
+    uv_timer_init(env->loop, &s->timer);
+    s->timer.data = s;
+    if (acc->tls != CONFIG_TLS_NONE && acc->tunnel == NULL && tls == NULL) {
+        close_later(s, ERR_TLS, "no TLS context (ca_file could not be "
+                                "loaded)");
+        return s;
+    }
+    gate_acquire(env->gates, acc->tunnel ? "(tunnel)" : acc->host, &s->gw,
+                 on_admitted, s);
+    return s;
+}
+
+struct imap_conn *
+session_conn(const struct session *s)
+{
+    return s->conn;
+}
+
+void
+session_logout(struct session *s)
+{
+    s->logout = true;
+    if (s->conn != NULL && s->logged_in) {
+        imap_conn_logout(s->conn);
+        return;
+    }
+    /* not logged in yet: there is nothing to log out of */
+    secret_cancel(s->secret);
+    s->secret = NULL;
+    gate_release(&s->gw);
+    if (s->conn != NULL) {
+        struct imap_conn *c = s->conn;
+
+        s->conn = NULL;
+        imap_conn_free(c);
+    }
+    close_later(s, 0, "logged out");
+}
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+
+    free(s->pending_msg);
+    free(s);
+}
+
+void
+session_free(struct session *s)
+{
+    struct imap_conn *c;
+
+    if (s == NULL || s->freed)
+        return;
+    s->freed = true;
+    c = s->conn;
+    s->conn = NULL;
+    secret_cancel(s->secret);
+    gate_release(&s->gw);
+    imap_conn_free(c);
+    tls_ctx_unref(s->tls);
+    free(s->account);
+    free(s->mailbox);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}

@@ -1,0 +1,914 @@
+#include "watcher.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+enum timer_kind { T_NONE, T_BACKOFF, T_FULL, T_POLL, T_STOP };
+
+struct watcher {
+    const struct watcher_env *env;
+    struct config *config;
+    const struct config_account *acc;
+    struct tls_ctx *tls;
+    char *account;
+    char *mailbox;
+    const struct rule **rules;
+    size_t n_rules;
+    char *rules_canon;
+    bool shared;
+    enum watcher_state state;
+    uint64_t state_since;
+    struct session *session;    /* dedicated watchers */
+    struct imap_conn *conn;     /* the session's, or the poller's */
+    struct sweep *sweep;
+    bool want_full, want_incr, need_reselect;
+    struct sweep_memo memo;
+    uint32_t uidvalidity, uid_swept, exists;
+    bool swept_once;
+    uv_timer_t timer;
+    enum timer_kind timer_kind;
+    uint64_t last_full_ms;
+    unsigned failures, reconnects;
+    bool auth_failed;
+    char *last_error;
+    char *caps;
+    struct watcher_count *counts;
+    size_t n_counts, cap_counts;
+    uint64_t last_sweep, last_sweep_ms;
+    bool stopping;
+    struct session *retired;    /* logging out after becoming shared */
+    void (*stop_cb)(struct watcher *w, void *arg);
+    void *stop_arg;
+    bool logging_out;
+    /* shared watchers: the poller's visit */
+    bool visiting;
+    bool visit_full;
+    void (*visit_done)(struct watcher *w, bool ok, void *arg);
+    void *visit_arg;
+    bool once_reported;
+};
+
+static const char *const state_names[] = {
+    [WATCHER_CONNECTING] = "connecting",
+    [WATCHER_AUTHENTICATING] = "authenticating",
+    [WATCHER_SELECTING] = "selecting",
+    [WATCHER_SWEEPING] = "sweeping",
+    [WATCHER_IDLE] = "idle",
+    [WATCHER_POLLING] = "polling",
+    [WATCHER_BACKOFF] = "backoff",
+    [WATCHER_ERROR] = "error",
+    [WATCHER_STOPPED] = "stopped",
+};
+
+const char *
+watcher_state_name(enum watcher_state s)
+{
+    return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+static void start_connect(struct watcher *w);
+static void start_sweep(struct watcher *w, bool full);
+static void reselect(struct watcher *w);
+static void timer_set(struct watcher *w, enum timer_kind kind, uint64_t ms);
+static void failure(struct watcher *w, int err, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+/* --- small helpers ------------------------------------------------------ */
+
+static void
+wlog(const struct watcher *w, enum log_level level, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static void
+wlog(const struct watcher *w, enum log_level level, const char *fmt, ...)
+{
+    struct log_fields f = {.account = w->account, .mailbox = w->mailbox};
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, &f, fmt, ap);
+    va_end(ap);
+}
+
+static void
+changed(struct watcher *w)
+{
+    if (w->env->changed != NULL)
+        w->env->changed(w->env->arg);
+}
+
+static void
+set_state(struct watcher *w, enum watcher_state st)
+{
+    if (w->state == st)
+        return;
+    wlog(w, LL_DEBUG, "%s -> %s", watcher_state_name(w->state),
+         watcher_state_name(st));
+    w->state = st;
+    w->state_since = (uint64_t)time(NULL);
+    changed(w);
+}
+
+static void
+set_error(struct watcher *w, const char *msg)
+{
+    free(w->last_error);
+    w->last_error = msg ? xstrdup(msg) : NULL;
+}
+
+static uint64_t
+now_ms(const struct watcher *w)
+{
+    return uv_now(w->env->session.loop);
+}
+
+static void
+compute_rules(struct watcher *w)
+{
+    struct buf canon;
+
+    free(w->rules);
+    free(w->rules_canon);
+    w->rules = xcalloc(w->acc->n_rules ? w->acc->n_rules : 1,
+                       sizeof(*w->rules));
+    w->n_rules = 0;
+    buf_init(&canon, BUF_NOCAP);
+    for (size_t i = 0; i < w->acc->n_rules; i++) {
+        const struct rule *r = w->config->rules[w->acc->rules[i]];
+
+        if (rule_applies_to(r, w->mailbox)) {
+            char *c = rule_canonical(r);
+
+            w->rules[w->n_rules++] = r;
+            buf_append_str(&canon, c);
+            buf_append_char(&canon, '\n');
+            free(c);
+        }
+    }
+    w->rules_canon = buf_steal(&canon);
+}
+
+/* --- timers -------------------------------------------------------------- */
+
+static void
+noop_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct watcher *w = arg;
+
+    (void)c;
+    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
+        return;
+    if (w->sweep == NULL && w->state == WATCHER_POLLING && !w->stopping)
+        timer_set(w, T_POLL, w->acc->poll_interval * 1000);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct watcher *w = t->data;
+    enum timer_kind kind = w->timer_kind;
+
+    w->timer_kind = T_NONE;
+    switch (kind) {
+    case T_BACKOFF:
+        start_connect(w);
+        break;
+    case T_FULL:
+        if (w->sweep != NULL || w->state != WATCHER_IDLE)
+            w->want_full = true;
+        else
+            start_sweep(w, true);
+        break;
+    case T_POLL:
+        if (w->sweep != NULL || w->conn == NULL)
+            break;
+        if (now_ms(w) - w->last_full_ms >= w->acc->full_sweep_interval * 1000) {
+            start_sweep(w, true);
+        } else {
+            /* NOOP: new mail arrives as EXISTS and starts a sweep */
+            struct imap_build *b = imap_conn_build(w->conn);
+            struct imap_cmd_opts o = {.done = noop_done, .arg = w};
+
+            imap_build_atom(b, "NOOP");
+            imap_conn_submit(w->conn, b, &o);
+        }
+        break;
+    case T_STOP:
+        if (w->stop_cb != NULL) {
+            void (*cb)(struct watcher *, void *) = w->stop_cb;
+
+            w->stop_cb = NULL;
+            cb(w, w->stop_arg);
+        }
+        break;
+    case T_NONE:
+        break;
+    }
+}
+
+static void
+timer_set(struct watcher *w, enum timer_kind kind, uint64_t ms)
+{
+    w->timer_kind = kind;
+    uv_timer_start(&w->timer, on_timer, ms, 0);
+}
+
+static void
+timer_clear(struct watcher *w)
+{
+    w->timer_kind = T_NONE;
+    uv_timer_stop(&w->timer);
+}
+
+/* --- idle ---------------------------------------------------------------- */
+
+static uint64_t
+full_due_in(const struct watcher *w)
+{
+    uint64_t interval = w->acc->full_sweep_interval * 1000;
+    uint64_t elapsed = now_ms(w) - w->last_full_ms;
+
+    return elapsed >= interval ? 0 : interval - elapsed;
+}
+
+static void
+go_idle(struct watcher *w)
+{
+    w->failures = 0;
+    w->auth_failed = false;
+    set_error(w, NULL);
+    if (imap_conn_has_cap(w->conn, "IDLE")) {
+        imap_conn_idle(w->conn, true);
+        set_state(w, WATCHER_IDLE);
+        timer_set(w, T_FULL, full_due_in(w));
+    } else {
+        set_state(w, WATCHER_POLLING);
+        timer_set(w, T_POLL, w->acc->poll_interval * 1000);
+    }
+}
+
+/* --- sweeping ------------------------------------------------------------ */
+
+static void
+add_count(struct watcher *w, const struct sweep_stat *st)
+{
+    const char *action = rule_action_name(st->action);
+
+    if (st->acted == 0)
+        return;
+    for (size_t i = 0; i < w->n_counts; i++) {
+        struct watcher_count *c = &w->counts[i];
+
+        if (strcmp(c->rule, st->rule) == 0 && strcmp(c->action, action) == 0
+            && c->dry == st->dry) {
+            c->n += st->acted;
+            return;
+        }
+    }
+    ARRAY_GROW(w->counts, w->cap_counts, w->n_counts + 1);
+    w->counts[w->n_counts].rule = xstrdup(st->rule);
+    util_strlcpy(w->counts[w->n_counts].action, action,
+                 sizeof(w->counts[w->n_counts].action));
+    w->counts[w->n_counts].dry = st->dry;
+    w->counts[w->n_counts].n = st->acted;
+    w->n_counts++;
+}
+
+static void
+finish_visit(struct watcher *w, bool ok)
+{
+    void (*done)(struct watcher *, bool, void *) = w->visit_done;
+
+    w->visiting = false;
+    w->visit_done = NULL;
+    w->conn = NULL;
+    if (!w->stopping)
+        set_state(w, WATCHER_POLLING);
+    if (done != NULL)
+        done(w, ok, w->visit_arg);
+}
+
+static void
+report_once(struct watcher *w, bool ok)
+{
+    if (!w->env->once || w->once_reported)
+        return;
+    w->once_reported = true;
+    if (w->env->once_done != NULL)
+        w->env->once_done(w, ok, w->env->arg);
+}
+
+/* After a sweep or a select: what comes next. */
+static void
+next_step(struct watcher *w)
+{
+    if (w->stopping || w->conn == NULL ||
+        imap_conn_state(w->conn) == IMAP_CONN_CLOSED)
+        return;
+    if (w->need_reselect) {
+        reselect(w);
+        return;
+    }
+    if (w->want_full) {
+        start_sweep(w, true);
+        return;
+    }
+    if (w->want_incr) {
+        start_sweep(w, false);
+        return;
+    }
+    if (w->visiting) {
+        finish_visit(w, true);
+        return;
+    }
+    if (w->env->once) {
+        w->logging_out = true;
+        session_logout(w->session);
+        return;
+    }
+    go_idle(w);
+}
+
+static void
+on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
+{
+    struct watcher *w = arg;
+
+    (void)s;
+    w->sweep = NULL;
+    for (size_t i = 0; i < r->n_stats; i++)
+        add_count(w, &r->stats[i]);
+    w->last_sweep = (uint64_t)time(NULL);
+    w->last_sweep_ms = r->duration_ms;
+    if (r->err == 0) {
+        if (r->uid_top > w->uid_swept || r->full)
+            w->uid_swept = r->uid_top;
+        if (r->full) {
+            w->last_full_ms = now_ms(w);
+            w->swept_once = true;
+        }
+        wlog(w, LL_DEBUG, "%s sweep done in %llu ms (UIDs up to %u)",
+             r->full ? "full" : "incremental",
+             (unsigned long long)r->duration_ms, r->uid_top);
+    } else if (r->err == ERR_CANCELLED) {
+        w->want_full = true;  /* rules changed: sweep again under them */
+    } else if (r->err == ERR_UIDVALIDITY) {
+        wlog(w, LL_NOTICE, "%s", r->msg);
+        w->need_reselect = true;
+    } else if (w->conn != NULL &&
+               imap_conn_state(w->conn) != IMAP_CONN_CLOSED) {
+        wlog(w, LL_ERROR, "sweep failed: %s", r->msg);
+        set_error(w, r->msg);
+        if (w->env->once)
+            report_once(w, false);
+    }
+    changed(w);
+    if (w->env->once && r->err == 0 && r->full)
+        report_once(w, true);
+    if (w->env->once && r->err != 0 && r->err != ERR_CANCELLED &&
+        r->err != ERR_UIDVALIDITY && w->visiting) {
+        finish_visit(w, false);
+        return;
+    }
+    next_step(w);
+}
+
+static void
+start_sweep(struct watcher *w, bool full)
+{
+    struct sweep_params p;
+
+    if (full)
+        w->want_full = false;
+    w->want_incr = false;
+    if (!full && !w->swept_once)
+        full = true;
+    memset(&p, 0, sizeof(p));
+    p.conn = w->conn;
+    p.config = w->config;
+    p.account = w->acc;
+    p.mailbox = w->mailbox;
+    p.rules = w->rules;
+    p.n_rules = w->n_rules;
+    p.memo = &w->memo;
+    p.uid_lo = full ? 1 : w->uid_swept + 1;
+    p.uidvalidity = w->uidvalidity;
+    p.dry_run = w->env->cli_dry_run || w->config->daemon.dry_run;
+    p.audit = w->config->daemon.audit;
+    timer_clear(w);
+    set_state(w, WATCHER_SWEEPING);
+    w->sweep = sweep_start(&p, on_sweep_done, w);
+    /* NULL: the connection is closing; its `closed` event follows */
+}
+
+/* --- selecting ---------------------------------------------------------- */
+
+static void
+select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct watcher *w = arg;
+    const struct imap_mailbox_info *mb = imap_conn_mailbox(c);
+    bool full;
+
+    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
+        return;
+    if (r->status != IMAP_OK) {
+        char *msg = xasprintf("cannot select \"%s\": %s %s", w->mailbox,
+                              imap_status_name(r->status),
+                              r->text ? r->text : "");
+
+        if (w->visiting) {
+            wlog(w, LL_ERROR, "%s", msg);
+            set_error(w, msg);
+            free(msg);
+            report_once(w, false);
+            finish_visit(w, false);
+            return;
+        }
+        failure(w, ERR_CMD_NO, "%s", msg);
+        free(msg);
+        return;
+    }
+    if (w->uidvalidity != 0 && w->uidvalidity != mb->uidvalidity) {
+        wlog(w, LL_NOTICE,
+             "UIDVALIDITY changed from %u to %u: forgetting swept UIDs",
+             w->uidvalidity, mb->uidvalidity);
+        w->uid_swept = 0;
+        w->swept_once = false;
+    }
+    if (mb->uidvalidity == 0) {
+        failure(w, ERR_PROTOCOL, "server reported no UIDVALIDITY for \"%s\"",
+                w->mailbox);
+        return;
+    }
+    w->uidvalidity = mb->uidvalidity;
+    w->exists = mb->exists;
+    w->need_reselect = false;
+    free(w->caps);
+    w->caps = xstrdup(imap_conn_caps(c));
+    /* full after every SELECT of a dedicated connection; the poller's
+     * visits are incremental unless a full sweep is due */
+    full = !w->visiting || w->visit_full || !w->swept_once ||
+           full_due_in(w) == 0;
+    start_sweep(w, full);
+}
+
+static void
+reselect(struct watcher *w)
+{
+    set_state(w, WATCHER_SELECTING);
+    if (imap_conn_select(w->conn, w->mailbox, false, select_done, w) < 0 &&
+        !w->visiting)
+        failure(w, ERR_CLOSED, "connection closed while selecting");
+}
+
+/* --- connection ------------------------------------------------------- */
+
+static void
+on_authenticating(struct session *sn, void *arg)
+{
+    (void)sn;
+    set_state(arg, WATCHER_AUTHENTICATING);
+}
+
+static void
+on_ready(struct session *sn, void *arg)
+{
+    struct watcher *w = arg;
+
+    w->conn = session_conn(sn);
+    reselect(w);
+}
+
+/* Events of whichever connection serves this watcher. */
+static void
+handle_event(struct watcher *w, const struct imap_response *r)
+{
+    if (r->has_number && r->name != NULL) {
+        if (strcmp(r->name, "EXISTS") == 0) {
+            bool more = r->number > w->exists;
+
+            w->exists = r->number;
+            changed(w);
+            if (!more || w->state == WATCHER_SELECTING)
+                return;
+            if (w->sweep != NULL) {
+                w->want_incr = true; /* coalesced into one more sweep */
+            } else if (w->state == WATCHER_IDLE ||
+                       w->state == WATCHER_POLLING) {
+                start_sweep(w, false);
+            }
+        } else if (strcmp(r->name, "EXPUNGE") == 0) {
+            if (w->exists > 0)
+                w->exists--;
+        }
+        return;
+    }
+    if (r->code != NULL && strcmp(r->code, "UIDVALIDITY") == 0 &&
+        w->state != WATCHER_SELECTING) {
+        uint32_t v;
+
+        if (imap_arg_get_u32(r->code_args, &v) && v != w->uidvalidity) {
+            wlog(w, LL_NOTICE, "UIDVALIDITY changed to %u", v);
+            w->need_reselect = true;
+            if (w->sweep != NULL)
+                sweep_cancel(w->sweep);
+            else if (w->state == WATCHER_IDLE || w->state == WATCHER_POLLING)
+                reselect(w);
+        }
+        return;
+    }
+    if ((r->cond == IMAP_COND_NO || r->cond == IMAP_COND_BAD) &&
+        w->state == WATCHER_IDLE) {
+        /* e.g. Dovecot when the mailbox was deleted and re-created */
+        wlog(w, LL_NOTICE, "server said %s while idle: %s; selecting again",
+             r->cond == IMAP_COND_NO ? "NO" : "BAD", r->text);
+        reselect(w);
+    }
+}
+
+static void
+on_untagged(struct session *sn, const struct imap_response *r, void *arg)
+{
+    (void)sn;
+    handle_event(arg, r);
+}
+
+static void
+on_closed(struct session *sn, int err, const char *msg, bool auth,
+          void *arg)
+{
+    struct watcher *w = arg;
+
+    session_free(sn);
+    if (sn == w->retired) {
+        w->retired = NULL;
+        return;
+    }
+    w->session = NULL;
+    w->conn = NULL;
+    if (w->sweep != NULL) {
+        sweep_detach(w->sweep);
+        w->sweep = NULL;
+    }
+    if (w->stopping) {
+        set_state(w, WATCHER_STOPPED);
+        timer_set(w, T_STOP, 0);
+        return;
+    }
+    if (w->logging_out && err == 0) {
+        set_state(w, WATCHER_STOPPED);
+        return;
+    }
+    failure(w, auth ? ERR_AUTH : err ? err : ERR_CLOSED, "%s", msg);
+}
+
+static const struct session_events session_events = {
+    .authenticating = on_authenticating,
+    .ready = on_ready,
+    .untagged = on_untagged,
+    .closed = on_closed,
+};
+
+static void
+start_connect(struct watcher *w)
+{
+    set_state(w, WATCHER_CONNECTING);
+    w->session = session_new(&w->env->session, w->acc, w->tls, w->mailbox,
+                             &session_events, w);
+}
+
+static void
+failure(struct watcher *w, int err, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+    uint64_t delay, min = w->acc->reconnect_min * 1000;
+    uint64_t max = w->acc->reconnect_max * 1000;
+
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    if (w->sweep != NULL) {
+        sweep_detach(w->sweep);
+        w->sweep = NULL;
+    }
+    if (w->session != NULL) {
+        struct session *sn = w->session;
+
+        w->session = NULL;
+        session_free(sn);
+    }
+    w->conn = NULL;
+    set_error(w, msg);
+    /* a refused login or a missing secret will not fix itself soon */
+    if (err == ERR_AUTH || err == ERR_SECRET)
+        w->auth_failed = true;
+    if (w->env->once) {
+        wlog(w, LL_ERROR, "%s", msg);
+        set_state(w, WATCHER_ERROR);
+        report_once(w, false);
+        free(msg);
+        return;
+    }
+    if (w->auth_failed) {
+        delay = max;
+    } else {
+        delay = min;
+        for (unsigned i = 0; i < w->failures && delay < max; i++)
+            delay *= 2;
+        if (delay > max)
+            delay = max;
+        /* jitter: anywhere in [delay/2, delay], never below the minimum */
+        delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
+        if (delay < min)
+            delay = min;
+    }
+    w->failures++;
+    w->reconnects++;
+    wlog(w, LL_WARNING, "%s; reconnecting in %.1fs", msg,
+         (double)delay / 1000.0);
+    free(msg);
+    set_state(w, WATCHER_BACKOFF);
+    timer_set(w, T_BACKOFF, delay);
+}
+
+/* --- public --------------------------------------------------------------- */
+
+struct watcher *
+watcher_new(const struct watcher_env *env, struct config *config,
+            const struct config_account *account, struct tls_ctx *tls,
+            const char *mailbox, bool shared)
+{
+    struct watcher *w = xcalloc(1, sizeof(*w));
+
+    w->env = env;
+    w->config = config_ref(config);
+    w->acc = account;
+    w->tls = tls ? tls_ctx_ref(tls) : NULL;
+    w->account = xstrdup(account->name);
+    w->mailbox = xstrdup(mailbox);
+    w->shared = shared;
+    w->state = shared ? WATCHER_POLLING : WATCHER_CONNECTING;
+    w->state_since = (uint64_t)time(NULL);
+    uv_timer_init(env->session.loop, &w->timer);
+    w->timer.data = w;
+    compute_rules(w);
+    return w;
+}
+
+void
+watcher_start(struct watcher *w)
+{
+    if (w->shared) {
+        set_state(w, WATCHER_POLLING);
+        return;
+    }
+    start_connect(w);
+}
+
+void
+watcher_stop(struct watcher *w, void (*cb)(struct watcher *, void *),
+             void *arg)
+{
+    w->stopping = true;
+    w->stop_cb = cb;
+    w->stop_arg = arg;
+    timer_clear(w);
+    if (w->sweep != NULL)
+        sweep_cancel(w->sweep);
+    if (w->session != NULL) {
+        /* LOGOUT after the commands in flight; `closed` completes it */
+        session_logout(w->session);
+        return;
+    }
+    if (w->visiting)
+        watcher_visit_abort(w, NULL);
+    set_state(w, WATCHER_STOPPED);
+    timer_set(w, T_STOP, 0);
+}
+
+static void
+on_timer_closed(uv_handle_t *h)
+{
+    struct watcher *w = h->data;
+
+    free(w);
+}
+
+void
+watcher_free(struct watcher *w)
+{
+    if (w == NULL)
+        return;
+    if (w->sweep != NULL)
+        sweep_detach(w->sweep);
+    session_free(w->session);
+    session_free(w->retired);
+    config_unref(w->config);
+    tls_ctx_unref(w->tls);
+    sweep_memo_free(&w->memo);
+    for (size_t i = 0; i < w->n_counts; i++)
+        free(w->counts[i].rule);
+    free(w->counts);
+    free(w->rules);
+    free(w->rules_canon);
+    free(w->account);
+    free(w->mailbox);
+    free(w->last_error);
+    free(w->caps);
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+}
+
+void
+watcher_update(struct watcher *w, struct config *config,
+               const struct config_account *account)
+{
+    char *old = w->rules_canon;
+    bool rules_changed;
+
+    config_ref(config);
+    config_unref(w->config);
+    w->config = config;
+    w->acc = account;
+    w->rules_canon = NULL;
+    compute_rules(w);
+    rules_changed = strcmp(old, w->rules_canon) != 0;
+    free(old);
+    if (!rules_changed)
+        return;
+    wlog(w, LL_INFO, "rules changed: sweeping again");
+    if (w->sweep != NULL) {
+        sweep_cancel(w->sweep); /* nothing more acted on under old rules */
+        w->want_full = true;
+    } else if ((w->state == WATCHER_IDLE || w->state == WATCHER_POLLING) &&
+               w->conn != NULL && !w->shared) {
+        start_sweep(w, true);
+    } else {
+        w->want_full = true;
+    }
+}
+
+void
+watcher_sweep_now(struct watcher *w)
+{
+    if (w->sweep != NULL || w->conn == NULL || w->visiting) {
+        w->want_full = true;
+        return;
+    }
+    if (w->state == WATCHER_IDLE || w->state == WATCHER_POLLING)
+        start_sweep(w, true);
+    else
+        w->want_full = true;
+}
+
+void
+watcher_visit(struct watcher *w, struct imap_conn *conn, bool force_full,
+              void (*done)(struct watcher *, bool, void *), void *arg)
+{
+    w->conn = conn;
+    w->visiting = true;
+    w->visit_full = force_full || w->want_full;
+    w->want_full = false;
+    w->visit_done = done;
+    w->visit_arg = arg;
+    reselect(w);
+}
+
+void
+watcher_conn_event(struct watcher *w, const struct imap_response *r)
+{
+    handle_event(w, r);
+}
+
+void
+watcher_visit_abort(struct watcher *w, const char *error)
+{
+    if (w->sweep != NULL) {
+        sweep_detach(w->sweep);
+        w->sweep = NULL;
+    }
+    w->visiting = false;
+    w->visit_done = NULL;
+    w->conn = NULL;
+    if (error != NULL)
+        set_error(w, error);
+    if (w->env->once) {
+        set_state(w, WATCHER_ERROR);
+        report_once(w, false);
+    } else if (!w->stopping) {
+        set_state(w, WATCHER_POLLING);
+    }
+}
+
+bool
+watcher_status_changed(struct watcher *w, uint32_t uidnext,
+                       uint32_t uidvalidity, uint32_t messages)
+{
+    w->exists = messages;
+    if (!w->swept_once || uidvalidity != w->uidvalidity || w->want_full ||
+        full_due_in(w) == 0)
+        return true;
+    return uidnext > 0 && uidnext - 1 > w->uid_swept;
+}
+
+void
+watcher_set_shared_state(struct watcher *w, enum watcher_state st,
+                         const char *error)
+{
+    if (error != NULL)
+        set_error(w, error);
+    set_state(w, st);
+    if (st == WATCHER_ERROR)
+        report_once(w, false);
+}
+
+const char *
+watcher_mailbox(const struct watcher *w)
+{
+    return w->mailbox;
+}
+
+bool
+watcher_is_shared(const struct watcher *w)
+{
+    return w->shared;
+}
+
+void
+watcher_set_shared(struct watcher *w, bool shared)
+{
+    if (w->shared == shared)
+        return;
+    w->shared = shared;
+    timer_clear(w);
+    if (shared) {
+        /* give the connection back; the poller takes over */
+        if (w->sweep != NULL) {
+            sweep_detach(w->sweep);
+            w->sweep = NULL;
+        }
+        if (w->session != NULL) {
+            session_free(w->retired);
+            w->retired = w->session;
+            w->session = NULL;
+            w->conn = NULL;
+            session_logout(w->retired);
+        }
+        w->want_full = true;
+        set_state(w, WATCHER_POLLING);
+    } else {
+        start_connect(w);
+    }
+}
+
+void
+watcher_status(const struct watcher *w, struct watcher_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->account = w->account;
+    st->mailbox = w->mailbox;
+    st->state = w->state;
+    st->state_since = w->state_since;
+    st->shared = w->shared;
+    st->capabilities = w->caps ? w->caps : "";
+    st->uidvalidity = w->uidvalidity;
+    st->messages = w->exists;
+    st->uid_swept = w->uid_swept;
+    st->counts = w->counts;
+    st->n_counts = w->n_counts;
+    st->last_sweep = w->last_sweep;
+    st->last_sweep_ms = w->last_sweep_ms;
+    st->reconnects = w->reconnects;
+    st->last_error = w->last_error;
+    st->notes = (const char *const *)w->memo.notes;
+    st->n_notes = w->memo.n_notes;
+}
+
+uint64_t
+watcher_total_actions(const struct watcher *w)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < w->n_counts; i++) {
+        if (!w->counts[i].dry)
+            n += w->counts[i].n;
+    }
+    return n;
+}
+
+bool
+watcher_is_watching(const struct watcher *w)
+{
+    return w->state == WATCHER_IDLE || w->state == WATCHER_POLLING ||
+           w->state == WATCHER_SWEEPING;
+}
