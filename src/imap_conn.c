@@ -67,6 +67,7 @@ struct imap_conn {
     bool caps_at_auth;      /* the auth OK carried capabilities */
     bool utf8;
     bool idle_wanted;
+    bool tls_switched;      /* STARTTLS accepted while reading */
     bool idling;            /* the server answered IDLE's "+" */
     bool done_sent;
     enum imap_conn_state state;
@@ -789,6 +790,7 @@ starttls_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     }
     /* Nothing the server sent in plaintext may survive the switch. */
     set_state(c, IMAP_CONN_STARTTLS);
+    c->tls_switched = true;
     ret = transport_start_tls(c->t, c->s.tls_ctx, c->host);
     if (ret < 0)
         conn_fail(c, ret, "cannot start TLS: %s", errors_str(ret));
@@ -1171,15 +1173,19 @@ on_read(struct transport *t, const char *data, size_t len, void *arg)
             break;
         }
         handle_response(c, r);
-        if (!c->closing)
-            imap_parser_release(c->parser);
-        if (c->state == IMAP_CONN_STARTTLS && len > 0 && !c->closing) {
-            /* bytes after STARTTLS's OK were sent in plaintext: an
-             * injection attempt (CVE-2011-0411 style) */
-            conn_fail(c, ERR_PROTOCOL,
-                      "server sent %zu bytes after accepting STARTTLS", len);
+        if (c->closing)
+            break;
+        if (c->tls_switched) {
+            /* bytes after STARTTLS's OK came in plaintext: an injection
+             * attempt (CVE-2011-0411 style) */
+            c->tls_switched = false;
+            if (len > 0)
+                conn_fail(c, ERR_PROTOCOL,
+                          "server sent %zu bytes after accepting STARTTLS",
+                          len);
             break;
         }
+        imap_parser_release(c->parser);
     }
     if (!c->closing)
         arm_timer(c);
