@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 
 /* SIGTERM: commands in flight get this long before everything is cut. */
 #define STOP_GRACE_MS 5000
+/* After state changes settle, give freed memory back to the system. */
+#define TRIM_DELAY_MS 2000
 
 struct daemon {
     struct daemon_opts opts;
@@ -40,6 +43,7 @@ struct daemon {
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t status_timer;
     uv_timer_t stop_timer;
+    uv_timer_t trim_timer;
     unsigned generation;
     uint64_t started;
     bool stopping;
@@ -179,6 +183,17 @@ on_status_timer(uv_timer_t *t)
     free(line);
 }
 
+/* TLS handshakes and sweeps free a lot of small blocks that glibc keeps;
+ * with thousands of idle connections that doubles the resident size. */
+static void
+on_trim_timer(uv_timer_t *t)
+{
+    (void)t;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void
 on_changed(void *arg)
 {
@@ -187,6 +202,8 @@ on_changed(void *arg)
     /* coalesce: at most one STATUS= per half second */
     if (d->notify != NULL && !uv_is_active((uv_handle_t *)&d->status_timer))
         uv_timer_start(&d->status_timer, on_status_timer, 500, 0);
+    if (!uv_is_active((uv_handle_t *)&d->trim_timer))
+        uv_timer_start(&d->trim_timer, on_trim_timer, TRIM_DELAY_MS, 0);
 }
 
 static char *
@@ -525,6 +542,7 @@ finish(struct daemon *d)
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->status_timer, NULL);
     uv_close((uv_handle_t *)&d->stop_timer, NULL);
+    uv_close((uv_handle_t *)&d->trim_timer, NULL);
 }
 
 static void
@@ -697,6 +715,8 @@ daemon_run(const struct daemon_opts *opts)
     d->status_timer.data = d;
     uv_timer_init(&d->loop, &d->stop_timer);
     d->stop_timer.data = d;
+    uv_timer_init(&d->loop, &d->trim_timer);
+    d->trim_timer.data = d;
     uv_signal_init(&d->loop, &d->sig_hup);
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
