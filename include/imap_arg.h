@@ -19,8 +19,8 @@ enum imap_arg_type {
 
 struct imap_arg {
     enum imap_arg_type type;
-    /* ATOM/STRING/LITERAL: str points to len bytes followed by a NUL (a
-     * literal may contain NULs only if it is a ~{n} literal8). */
+    /* ATOM/STRING/LITERAL: str points to len bytes followed by a NUL.
+     * Literals may contain NULs: use len, not strlen. NIL: str NULL. */
     const char *str;
     size_t len;
     /* STREAMED: the literal's size; stream_id counts streamed literals

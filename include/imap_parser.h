@@ -65,9 +65,11 @@ struct imap_response {
 
 #define IMAP_PARSER_TRACE_MAX 512
 
+/* A zero field means the default. */
 struct imap_parser_limits {
-    size_t max_line;       /* longest line (text between CRLFs), e.g. 1 MiB */
-    uint64_t max_literal;  /* largest literal kept in memory */
+    size_t max_line;       /* longest response text outside literals (all
+                              its line segments together), e.g. 1 MiB */
+    uint64_t max_literal;  /* literals kept in memory, per response */
     uint64_t max_stream;   /* largest literal passed to a stream consumer */
     unsigned max_depth;    /* deepest list nesting, e.g. 32 */
 };
@@ -119,6 +121,9 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p,
  * "literal of 99999999999 bytes exceeds the 1048576-byte limit",
  * "unexpected byte 0x00 in line: * OK \x00…"). Valid after ERROR. */
 const char *imap_parser_error(const struct imap_parser *p);
+/* True if the error was a broken limit (line, literal, nesting) rather
+ * than bytes that are not IMAP. */
+bool imap_parser_error_is_limit(const struct imap_parser *p);
 
 /* Drop the last response's arena (invalidating it) and, when no response
  * is partly received, every buffer. */

@@ -1164,12 +1164,10 @@ on_read(struct transport *t, const char *data, size_t len, void *arg)
         if (pr == IMAP_PARSE_MORE)
             break;
         if (pr == IMAP_PARSE_ERROR) {
-            const char *why = imap_parser_error(c->parser);
-
-            conn_fail(c, strstr(why, "limit") || strstr(why, "longer")
-                             ? ERR_LIMIT
-                             : ERR_PROTOCOL,
-                      "bad response from server: %s", why);
+            conn_fail(c, imap_parser_error_is_limit(c->parser)
+                             ? ERR_LIMIT : ERR_PROTOCOL,
+                      "bad response from server: %s",
+                      imap_parser_error(c->parser));
             break;
         }
         handle_response(c, r);
