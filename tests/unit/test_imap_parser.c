@@ -1062,7 +1062,7 @@ test_error_kind(void **state)
         bool limit;
     } cases[] = {
         {"* OK [ALERT] literal limit exceeded \x01\r\n", false},
-        {"* SEARCH \x00\r\n", false},
+        {"* SEARCH 1 \x7f\r\n", false},
         {"A1 FOO bar\r\n", false},
         {"* 1 FETCH (BODY[] {99999999999}\r\n", true},
         {"* LIST ((((((((((((((((((((((((((((((((((((x\r\n", true},
