@@ -124,6 +124,10 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         imap_conn_logout(c);
         return;
     }
+    if (s->idle_mode) {
+        printf("= SELECTED\n");
+        fflush(stdout);
+    }
     imap_conn_idle(c, true);
 }
 
