@@ -48,7 +48,8 @@ struct sweep_params {
     struct sweep_memo *memo;
     uint32_t uid_lo;            /* 1 for a full sweep */
     uint32_t uidvalidity;       /* as seen at SELECT */
-    bool dry_run;               /* --dry-run or daemon.dry_run */
+    bool force_dry_run;         /* --dry-run: every rule previews */
+    bool default_dry_run;       /* daemon.dry_run: rules that do not say */
     enum config_audit audit;
     size_t max_set_len;         /* UID set text per command; 0: 30000 */
 };

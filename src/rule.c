@@ -113,7 +113,8 @@ rule_node_free(struct rule_node *n)
 int
 rule_node_set_string(struct rule_node *n, const char *s, char **err_r)
 {
-    if (*s == '\0') {
+    /* HEADER X "" means "has the field"; elsewhere "" matches everything */
+    if (*s == '\0' && n->key != RULE_HEADER) {
         *err_r = xasprintf("%s: an empty string matches every message "
                            "(use all: true for that)", rule_key_name(n->key));
         return -EINVAL;

@@ -1638,7 +1638,9 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
         sr->plan = rule_plan_new(sr->rule, &caps, now);
         sr->global = sr->rule->keep_newest > 0 ||
                      rule_plan_duplicate(sr->plan) != RULE_DUP_NONE;
-        sr->dry = p->dry_run || sr->rule->dry_run == 1;
+        /* --dry-run wins; then the rule's own setting; then the daemon's */
+        sr->dry = p->force_dry_run || sr->rule->dry_run == 1 ||
+                  (sr->rule->dry_run == -1 && p->default_dry_run);
         uidset_init(&sr->found);
         uidset_init(&sr->lacking);
         uidset_init(&sr->final);

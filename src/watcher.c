@@ -401,7 +401,8 @@ start_sweep(struct watcher *w, bool full)
     p.memo = &w->memo;
     p.uid_lo = full ? 1 : w->uid_swept + 1;
     p.uidvalidity = w->uidvalidity;
-    p.dry_run = w->env->cli_dry_run || w->config->daemon.dry_run;
+    p.force_dry_run = w->env->cli_dry_run;
+    p.default_dry_run = w->config->daemon.dry_run;
     p.audit = w->config->daemon.audit;
     timer_clear(w);
     set_state(w, WATCHER_SWEEPING);

@@ -102,6 +102,9 @@ test_search_table(void **state)
         {"{seen: false, flagged: true, answered: no, draft: yes}", true,
          "UID SEARCH UNSEEN FLAGGED UNANSWERED DRAFT", false},
         {"{all: true}", true, "UID SEARCH ALL", false},
+        /* an empty header value: the field exists */
+        {"{header: {X-Spam-Flag: \"\"}}", true,
+         "UID SEARCH HEADER X-Spam-Flag \"\"", false},
         {"{from: 'he said \"hi\" \\ ok'}", true,
          "UID SEARCH FROM \"he said \\\"hi\\\" \\\\ ok\"", false},
         {"{subject: \"caf\xc3\xa9\"}", true,
