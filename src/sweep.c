@@ -1031,6 +1031,25 @@ start_audit(struct sweep *s)
     uidset_free(&need);
 }
 
+/* Header text in a log line: quoted, with quotes, backslashes and control
+ * characters escaped so a line cannot be forged by a subject. */
+static void
+append_quoted(struct buf *b, const char *text)
+{
+    buf_append_char(b, '"');
+    for (const char *p = text ? text : ""; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            buf_printf(b, "\\x%02x", c);
+        else
+            buf_append_char(b, (char)c);
+    }
+    buf_append_char(b, '"');
+}
+
 static void
 audit_set(struct sweep *s, struct srule *sr, const char *verb,
           const struct uidset *set, bool would)
@@ -1048,18 +1067,24 @@ audit_set(struct sweep *s, struct srule *sr, const char *verb,
         for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
             struct msgrec *m = find_msg(s, (uint32_t)u);
             const char *id = NULL, *from = NULL, *subj = NULL;
+            struct buf q;
 
             if (m != NULL) {
                 id = mime_fields_get(&m->headers, "Message-ID");
                 from = mime_fields_get(&m->headers, "From");
                 subj = mime_fields_get(&m->headers, "Subject");
             }
-            slog(s, LL_INFO, sr, verb, (uint32_t)u,
-                 "%s: %s%s uid %llu message-id %s from \"%s\" subject "
-                 "\"%s\"",
+            buf_init(&q, BUF_NOCAP);
+            buf_append_str(&q, " message-id ");
+            append_quoted(&q, id);
+            buf_append_str(&q, " from ");
+            append_quoted(&q, from);
+            buf_append_str(&q, " subject ");
+            append_quoted(&q, subj);
+            slog(s, LL_INFO, sr, verb, (uint32_t)u, "%s: %s%s uid %llu%s",
                  sr->rule->name, would ? "would " : "", verb,
-                 (unsigned long long)u, id ? id : "-", from ? from : "",
-                 subj ? subj : "");
+                 (unsigned long long)u, buf_cstr(&q));
+            buf_free(&q);
         }
     }
 }
