@@ -79,6 +79,7 @@ struct sweep {
     sweep_done_cb *cb;
     void *cb_arg;
     bool cancelled, detached;
+    bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum phase phase;
     uint64_t started_ms;
@@ -231,7 +232,7 @@ sweep_free(struct sweep *s)
 static bool
 stopped(const struct sweep *s)
 {
-    return s->cancelled || s->detached || s->err != 0;
+    return (s->cancelled && !s->reverting) || s->detached || s->err != 0;
 }
 
 /* Called whenever a command completes: move on once nothing is in flight. */
@@ -1153,6 +1154,13 @@ build_action(struct sweep *s, struct batch *b, const struct uidset *chunk)
         imap_build_list_open(bd);
         imap_build_atom(bd, "\\Deleted");
         imap_build_list_close(bd);
+    } else if (strcmp(b->verb, "unflag deleted") == 0) {
+        imap_build_atom(bd, "STORE");
+        imap_build_uidset(bd, chunk);
+        imap_build_atom(bd, "-FLAGS.SILENT");
+        imap_build_list_open(bd);
+        imap_build_atom(bd, "\\Deleted");
+        imap_build_list_close(bd);
     } else if (strcmp(b->verb, "flag") == 0) {
         imap_build_atom(bd, "STORE");
         imap_build_uidset(bd, chunk);
@@ -1267,12 +1275,37 @@ after_expunge(struct sweep *s, struct batch *b)
 }
 
 static void
+after_revert(struct sweep *s, struct batch *b)
+{
+    if (!uidset_empty(&b->ok))
+        slog(s, LL_NOTICE, b->sr, NULL, 0,
+             "%s: rules changed before the expunge: \\Deleted taken back "
+             "from %llu message%s", b->sr->rule->name,
+             (unsigned long long)uidset_count(&b->ok),
+             uidset_count(&b->ok) == 1 ? "" : "s");
+    s->reverting = false;
+    act_next_rule(s);
+}
+
+static void
 after_store_deleted(struct sweep *s, struct batch *b)
 {
     struct srule *sr = b->sr;
     struct uidset ok;
 
     if (stopped(s)) {
+        /* Cancelled (the rules changed) between STORE and EXPUNGE: do not
+         * leave messages flagged \Deleted for rules no longer in force. */
+        if (s->cancelled && !s->detached && s->err == 0 &&
+            !uidset_empty(&b->ok) && mailbox_unchanged(s)) {
+            uidset_init(&ok);
+            uidset_copy(&ok, &b->ok);
+            s->reverting = true;
+            batch_send(s, batch_new(s, sr, "unflag deleted", &ok,
+                                    after_revert), &ok);
+            uidset_free(&ok);
+            return;
+        }
         act_next_rule(s);
         return;
     }
