@@ -244,7 +244,6 @@ go_idle(struct watcher *w)
 {
     w->failures = 0;
     w->auth_failed = false;
-    set_error(w, NULL);
     if (imap_conn_has_cap(w->conn, "IDLE")) {
         imap_conn_idle(w->conn, true);
         set_state(w, WATCHER_IDLE);
@@ -313,6 +312,13 @@ next_step(struct watcher *w)
     if (w->stopping || w->conn == NULL ||
         imap_conn_state(w->conn) == IMAP_CONN_CLOSED)
         return;
+    if (w->env->once && w->swept_once && !w->visiting) {
+        /* one full sweep is the whole job; later mail waits for the next
+         * run */
+        w->logging_out = true;
+        session_logout(w->session);
+        return;
+    }
     if (w->need_reselect) {
         reselect(w);
         return;
@@ -330,6 +336,7 @@ next_step(struct watcher *w)
         return;
     }
     if (w->env->once) {
+        /* the full sweep failed: log out all the same */
         w->logging_out = true;
         session_logout(w->session);
         return;
@@ -355,6 +362,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
+        set_error(w, NULL);
         wlog(w, LL_DEBUG, "%s sweep done in %llu ms (UIDs up to %u)",
              r->full ? "full" : "incremental",
              (unsigned long long)r->duration_ms, r->uid_top);
