@@ -48,6 +48,9 @@ struct srule {
     const struct rule *rule;
     struct rule_plan *plan;
     bool global;            /* needs every match in the mailbox */
+    bool claim_all;         /* precedes a global rule: searched from UID 1
+                             * so that rule order holds over the whole
+                             * mailbox, but acts only on the sweep's range */
     bool dry;
     struct uidset found;    /* the server's SEARCH result */
     struct uidset *aux;     /* auxiliary SEARCH results */
@@ -199,7 +202,6 @@ sweep_free(struct sweep *s)
     for (size_t i = 0; i < s->n_rules; i++) {
         struct srule *sr = &s->rules[i];
 
-        rule_plan_free(sr->plan);
         uidset_free(&sr->found);
         uidset_free(&sr->lacking);
         uidset_free(&sr->final);
@@ -208,6 +210,8 @@ sweep_free(struct sweep *s)
                 uidset_free(&sr->aux[k]);
             free(sr->aux);
         }
+        /* last: the aux count above comes from the plan */
+        rule_plan_free(sr->plan);
     }
     for (size_t i = 0; i < s->n_msgs; i++)
         mime_fields_free(&s->msgs[i].headers);
@@ -478,7 +482,7 @@ static void
 search_rule(struct sweep *s, struct srule *sr)
 {
     struct imap_build *b = imap_conn_build(s->p.conn);
-    uint32_t lo = sr->global ? 1 : s->uid_lo;
+    uint32_t lo = sr->global || sr->claim_all ? 1 : s->uid_lo;
 
     imap_build_atom(b, "UID");
     imap_build_atom(b, "SEARCH");
@@ -948,7 +952,7 @@ evaluate(struct sweep *s)
     uidset_init(&cand);
     for (size_t i = 0; i < s->n_rules; i++) {
         struct srule *sr = &s->rules[i];
-        uint32_t lo = sr->global ? 1 : s->uid_lo;
+        uint32_t lo = sr->global || sr->claim_all ? 1 : s->uid_lo;
 
         uidset_copy(&cand, &sr->found);
         uidset_clip(&cand, lo, s->uid_top);
@@ -979,15 +983,18 @@ evaluate(struct sweep *s)
             if (rule_plan_duplicate(sr->plan) != RULE_DUP_NONE)
                 apply_duplicates(s, sr, &cand);
         }
+        /* the rule owns these now, whatever it does with them: the
+         * newest it keeps too (first match decides, keeping included) */
+        uidset_union(&claimed, &cand);
         if (sr->rule->keep_newest > 0)
             apply_keep_newest(&cand, sr->rule->keep_newest);
-        /* the rule owns these now, whatever it does with them */
-        uidset_union(&claimed, &cand);
         /* global rules searched the whole mailbox; act only where the
          * sweep is allowed to (incremental sweeps: new mail, but the
          * survivors of keep_newest/duplicate may be older) */
         uidset_copy(&sr->final, &cand);
         uidset_intersect(&sr->final, &sr->found);
+        if (sr->claim_all)
+            uidset_clip(&sr->final, s->uid_lo, s->uid_top);
         if (sr->rule->action == RULE_ACTION_FLAG && !sr->dry)
             uidset_intersect(&sr->final, &sr->lacking);
         sr->stat.matched = uidset_count(&cand);
@@ -1707,6 +1714,16 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
         sr->stat.rule = sr->rule->name;
         sr->stat.action = sr->rule->action;
         sr->stat.dry = sr->dry;
+    }
+    /* In an incremental sweep a global rule sees old mail: the rules
+     * before it must claim their old matches too, or it would act on
+     * messages that an earlier rule decided on (flagged, kept, previewed) */
+    for (size_t i = s->n_rules; i-- > 0;) {
+        if (s->rules[i].global) {
+            for (size_t k = 0; k < i; k++)
+                s->rules[k].claim_all = !s->rules[k].global;
+            break;
+        }
     }
     s->phase = PH_TOP;
     start_top(s);
