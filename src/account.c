@@ -166,11 +166,17 @@ enqueue(struct poller *p, struct watcher *w)
     p->queue[p->n_queue++] = w;
 }
 
+struct status_req {
+    struct poller *p;
+    struct watcher *w;
+};
+
 static bool
 status_untagged(struct imap_conn *c, const struct imap_response *r,
                 void *arg)
 {
-    struct poller *p = arg;
+    /* the command's argument is its status_req, not the poller */
+    struct poller *p = ((struct status_req *)arg)->p;
     const char *name;
     size_t len;
     const struct imap_arg *items, *it;
@@ -205,11 +211,6 @@ status_untagged(struct imap_conn *c, const struct imap_response *r,
         enqueue(p, w);
     return true;
 }
-
-struct status_req {
-    struct poller *p;
-    struct watcher *w;
-};
 
 static void
 status_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
