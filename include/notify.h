@@ -27,8 +27,13 @@ void notify_reloading(struct notify *n);
 void notify_stopping(struct notify *n);
 
 /* A socket passed by systemd socket activation (sd_listen_fds): its fd,
- * or -1 when there is none. More than one is an error (-2). */
+ * or -1 when there is none; -2 when there are several, -3 when it is not
+ * a listening Unix stream socket. Call it before creating any fd (the
+ * passed ones start at 3). */
 int notify_listen_fd(void);
+
+/* True when journald's native socket is there to send to. */
+bool notify_journal_available(void);
 
 /* A log sink sending lines to the journal with the fields ACCOUNT,
  * MAILBOX, RULE, ACTION, UID (see log_set_sink). */

@@ -291,7 +291,7 @@ static void
 on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct client *cl = s->data;
-    size_t start = 0;
+    const char *p = b->base, *end;
 
     if (n < 0) {
         client_close(cl);
@@ -299,23 +299,23 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (n == 0 || cl->closing)
         return;
-    if (buf_append(&cl->in, b->base, (size_t)n) < 0) {
-        send_error(cl, "request longer than 4096 bytes");
-        client_close(cl);
-        return;
-    }
-    for (size_t i = 0; i < cl->in.len && !cl->closing; i++) {
-        if (cl->in.data[i] == '\n') {
-            handle_line(cl, cl->in.data + start, i - start);
-            start = i + 1;
+    /* Line by line: only one request is ever held, so a client may send
+     * many short requests at once; a single line over the limit ends it. */
+    end = b->base + n;
+    while (p < end && !cl->closing) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl != NULL ? nl : end) - p);
+
+        if (buf_append(&cl->in, p, len) < 0) {
+            send_error(cl, "request longer than 4096 bytes");
+            client_close(cl);
+            return;
         }
-    }
-    if (cl->closing)
-        return;
-    buf_consume(&cl->in, start);
-    if (cl->in.len >= CONTROL_MAX_REQUEST) {
-        send_error(cl, "request longer than 4096 bytes");
-        client_close(cl);
+        if (nl == NULL)
+            break;
+        handle_line(cl, buf_cstr(&cl->in), cl->in.len);
+        buf_reset(&cl->in);
+        p = nl + 1;
     }
 }
 

@@ -683,6 +683,8 @@ daemon_run(const struct daemon_opts *opts)
 {
     struct daemon *d = xcalloc(1, sizeof(*d));
     struct config_diag diag;
+    /* before anything opens a descriptor: passed sockets start at fd 3 */
+    int listen_fd = opts->once ? -1 : notify_listen_fd();
     int ret;
 
     d->opts = *opts;
@@ -726,14 +728,22 @@ daemon_run(const struct daemon_opts *opts)
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
 
     if (!opts->once) {
-        int fd = notify_listen_fd();
+        int fd = listen_fd;
         const char *path = d->config->daemon.control_socket;
 
         d->notify = notify_new(&d->loop);
-        if (fd == -2) {
-            log_error("systemd passed more than one socket; expected one "
-                      "control socket");
-        } else if (fd >= 0 || (path != NULL && *path != '\0')) {
+        if (fd < -1) {
+            log_error("socket activation: %s",
+                      fd == -2 ? "more than one socket passed; expected "
+                                 "the control socket only"
+                               : "the passed fd is not a listening Unix "
+                                 "stream socket");
+            d->exit_code = EXIT_RUNTIME;
+            finish(d);
+            uv_run(&d->loop, UV_RUN_DEFAULT);
+            goto out;
+        }
+        if (fd >= 0 || (path != NULL && *path != '\0')) {
             struct control_settings cs = {
                 .path = path,
                 .fd = fd,
@@ -747,7 +757,8 @@ daemon_run(const struct daemon_opts *opts)
 
             d->control = control_new(&d->loop, &cs, &err);
             if (d->control == NULL) {
-                log_error("control socket: %s", err);
+                log_error("control socket%s: %s",
+                          fd >= 0 ? " from systemd" : "", err);
                 free(err);
                 d->exit_code = EXIT_RUNTIME;
                 finish(d);

@@ -253,7 +253,7 @@ main(int argc, char **argv)
     json_t *req, *args, *r;
     json_error_t jerr;
     char *line;
-    int fd, c, ret;
+    int fd, c, ret, werr = 0;
 
     if (path == NULL || *path == '\0')
         path = CONFIG_DEFAULT_SOCKET;
@@ -307,10 +307,17 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     buf_init(&reply, REPLY_MAX);
-    if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0 ||
-        read_line(fd, &reply) < 0) {
+    if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0)
+        werr = errno;
+    /* a daemon that refuses a client (permission denied, too many clients)
+     * answers at once and closes: its answer may be waiting even when the
+     * request could not be sent */
+    errno = 0;
+    if (read_line(fd, &reply) < 0) {
+        int e = werr ? werr : errno;
+
         fprintf(stderr, "imapsweepctl: %s: the daemon did not answer: %s\n",
-                path, errno ? strerror(errno) : "connection closed");
+                path, e ? strerror(e) : "connection closed");
         free(line);
         buf_free(&reply);
         close(fd);

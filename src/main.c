@@ -100,13 +100,20 @@ main(int argc, char **argv)
         setlocale(LC_CTYPE, "");
     /* a peer that vanishes must not kill the process mid-write */
     signal(SIGPIPE, SIG_IGN);
+    /* a parent may have blocked signals; SIGHUP/SIGTERM must get through */
+    {
+        sigset_t none;
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     log_init();
     if (opts.level_set)
         log_set_level(opts.level);
     if (check)
         return daemon_check_config(opts.config_path);
-    if (log_to_journal() && !opts.once)
+    if (log_to_journal() && !opts.once && notify_journal_available())
         log_set_sink(notify_journal_sink, NULL);
     return daemon_run(&opts);
 }

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
@@ -128,7 +130,17 @@ notify_listen_fd(void)
         return -1;
     if (n > 1)
         return -2;
+    if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNIX, SOCK_STREAM, 1) <= 0)
+        return -3;
     return SD_LISTEN_FDS_START;
+}
+
+/* sd_journal_sendv() drops a message silently (and returns 0) when the
+ * journal's socket does not exist, so only use it when it does. */
+bool
+notify_journal_available(void)
+{
+    return access("/run/systemd/journal/socket", W_OK) == 0;
 }
 
 void
