@@ -356,13 +356,31 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     w->last_sweep = (uint64_t)time(NULL);
     w->last_sweep_ms = r->duration_ms;
     if (r->err == 0) {
+        const char *refused = NULL;
+
         if (r->uid_top > w->uid_swept || r->full)
             w->uid_swept = r->uid_top;
         if (r->full) {
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
-        set_error(w, NULL);
+        for (size_t i = 0; i < r->n_stats; i++) {
+            if (r->stats[i].failed)
+                refused = r->stats[i].rule;
+        }
+        if (refused != NULL) {
+            /* the sweep went through but an action was refused (logged
+             * where it happened): keep it visible, and fail --once */
+            char *msg = xasprintf("rule %s: the server refused its action",
+                                  refused);
+
+            set_error(w, msg);
+            free(msg);
+            if (w->env->once)
+                report_once(w, false);
+        } else {
+            set_error(w, NULL);
+        }
         wlog(w, LL_DEBUG, "%s sweep done in %llu ms (UIDs up to %u)",
              r->full ? "full" : "incremental",
              (unsigned long long)r->duration_ms, r->uid_top);
