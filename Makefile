@@ -166,7 +166,7 @@ install: all
 	install -m 644 conf/imapsweep.yaml \
 	    $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml.example
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml ]; then \
-	    install -m 640 conf/imapsweep.yaml \
+	    install -m 644 conf/imapsweep.yaml \
 	        $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml; \
 	else \
 	    echo "kept existing $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml"; \

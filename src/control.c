@@ -482,7 +482,7 @@ control_new(uv_loop_t *loop, const struct control_settings *s, char **err_r)
             goto fail;
         }
     }
-    ret = uv_listen((uv_stream_t *)&c->server, 64, on_connection);
+    ret = uv_listen((uv_stream_t *)&c->server, SOMAXCONN, on_connection);
     if (ret < 0) {
         *err_r = xasprintf("cannot listen on %s: %s",
                            s->path ? s->path : "the socket",

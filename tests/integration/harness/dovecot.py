@@ -341,7 +341,9 @@ class Dovecot:
         for variant in self._variants:
             suffix = f"_{variant}" if variant else ""
             names += [(f"imap{suffix}", variant, False), (f"imaps{suffix}", variant, True)]
-        ports = free_ports(len(names))
+        # the bad-certificate listeners use 127.0.0.2-4: a port must be
+        # free on every address, which binding the wildcard guarantees
+        ports = free_ports(len(names), host="0.0.0.0")
         for (name, variant, tls), port in zip(names, ports):
             self.listeners[name] = Listener(name, TLS_VARIANT_ADDRESS[variant], port, tls)
         self.conf_path.write_text(self.config_text())
