@@ -60,6 +60,12 @@ bool util_strcaseeq(const char *a, const char *b);
 bool util_strncaseeq(const char *a, const char *b, size_t n);
 char util_toupper(char c);
 
+/* The value of a hex digit (either case), or -1. */
+int util_hex_value(char c);
+/* The value of a base64 digit, or -1. c63 is the 64th digit: '/' in
+ * RFC 4648 base64, ',' in IMAP's modified base64 (RFC 3501 5.1.3). */
+int util_base64_value(char c, char c63);
+
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool util_utf8_valid(const char *s, size_t len);
 

@@ -8,22 +8,6 @@
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
-static int
-b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == ',')
-        return 63;
-    return -1;
-}
-
 bool
 imap_utf7_is_plain(const char *s, size_t len)
 {
@@ -160,7 +144,7 @@ decode_run(const char *s, size_t len, struct buf *out)
     if (len == 0)
         return -EINVAL;
     for (size_t i = 0; i < len; i++) {
-        int v = b64_value(s[i]);
+        int v = util_base64_value(s[i], ',');
 
         if (v < 0)
             return -EINVAL;

@@ -17,34 +17,6 @@ is_wsp(char c)
 }
 
 static int
-b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int
 decode_b(const char *s, size_t len, struct buf *out)
 {
     uint32_t bits = 0;
@@ -52,7 +24,7 @@ decode_b(const char *s, size_t len, struct buf *out)
     size_t i;
 
     for (i = 0; i < len && s[i] != '='; i++) {
-        int v = b64_value(s[i]);
+        int v = util_base64_value(s[i], '/');
 
         if (v < 0)
             return -EINVAL;
@@ -81,8 +53,8 @@ decode_q(const char *s, size_t len, struct buf *out)
 
             if (i + 2 >= len)
                 return -EINVAL;
-            hi = hex_value(s[i + 1]);
-            lo = hex_value(s[i + 2]);
+            hi = util_hex_value(s[i + 1]);
+            lo = util_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             buf_append_char(out, (char)(hi << 4 | lo));

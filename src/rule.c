@@ -178,18 +178,6 @@ rule_node_set_regex(struct rule_node *n, const char *pattern, char **err_r)
     return 0;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 rule_node_set_digest(struct rule_node *n, const char *hex, char **err_r)
 {
@@ -202,7 +190,8 @@ rule_node_set_digest(struct rule_node *n, const char *hex, char **err_r)
         return -EINVAL;
     }
     for (size_t i = 0; i < want; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = util_hex_value(hex[2 * i]);
+        int lo = util_hex_value(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             *err_r = xasprintf("%s: not a hex digit at position %zu",

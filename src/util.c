@@ -184,6 +184,34 @@ util_strcaseeq(const char *a, const char *b)
     }
 }
 
+int
+util_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+util_base64_value(char c, char c63)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == c63)
+        return 63;
+    return -1;
+}
+
 bool
 util_utf8_valid(const char *str, size_t len)
 {
