@@ -578,7 +578,7 @@ class ControlSocketTest(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (0, f"reloaded (configuration generation {gen + 1})\n"), r.stderr)
         self.assertEqual(self.status()["generation"], gen + 1)
         # two errors, each with its position
-        text = self.config(log_levle="info").replace('idle_refresh: "2s"', 'idle_refresh: "2x"')
+        text = self.config(log_levle="info").replace('"idle_refresh": "2s"', '"idle_refresh": "2x"')
         self.cfg.write_text(text)
         lines = text.splitlines()
         line_key = next(i for i, s in enumerate(lines, 1) if "log_levle" in s)

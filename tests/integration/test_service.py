@@ -432,7 +432,9 @@ class ReloadTest(ServiceCase):
 
         # a syntax error: logged with its position, nothing changes
         good = cfg.read_text()
-        cfg.write_text(good.replace("accounts:\n", "accounts:\n  - name: [oops\n", 1))
+        broken = good.replace('"accounts": [', '"accounts": [ {"name": [oops', 1)
+        self.assertNotEqual(broken, good)
+        cfg.write_text(broken)
         mark = d.mark()
         d.signal(signal.SIGHUP)
         d.wait_for_log(r"reload failed: 1 error; still running the previous configuration", since=mark)

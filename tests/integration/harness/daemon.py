@@ -1,8 +1,9 @@
 """imapsweepd under test: configuration files, the control socket, a stand-in
 for systemd's notification socket, and Dovecot's view of IMAP sessions.
 
-- ``config_text(...)`` writes a daemon configuration from Python values
-  (every scalar JSON-quoted, which YAML reads as the same string).
+- ``config_text(...)`` and ``dovecot_account(...)`` come from ``sweepd``
+  (one config writer for every test); the account here is named and reads
+  its password from a file.
 - ``Control(path)`` is a client of the control socket (SPEC section 8): one
   request line out, one JSON line back, on one connection.
 - ``NotifySocket`` plays systemd: a datagram socket for NOTIFY_SOCKET whose
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from . import sweepd
+from .sweepd import config_text
 from .wait import wait_for
 
 if TYPE_CHECKING:
@@ -35,56 +38,12 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------
-def _scalar(value: Any) -> str:
-    return json.dumps(value)
-
-
-def _block(items: Mapping[str, Any], indent: str) -> list[str]:
-    return [f"{indent}{key}: {_scalar(value)}" for key, value in items.items()]
-
-
-def config_text(
-    accounts: Sequence[Mapping[str, Any]],
-    rules: Sequence[Mapping[str, Any]],
-    daemon: Mapping[str, Any] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-) -> str:
-    """A configuration file: block YAML with JSON (flow) values.
-
-    >>> config_text([{"name": "a", "host": "127.0.0.1", "mailboxes": ["INBOX"]}],
-    ...             [{"name": "cron", "match": {"from": "Cron Daemon"}, "action": "delete"}],
-    ...             daemon={"control_socket": "/tmp/s"})
-    """
-    lines: list[str] = []
-    if daemon:
-        lines += ["daemon:", *_block(daemon, "  ")]
-    if defaults:
-        lines += ["defaults:", *_block(defaults, "  ")]
-    lines.append("accounts:")
-    for acc in accounts:
-        first, *rest = _block(acc, "    ")
-        lines += ["  - " + first.lstrip(), *rest]
-    lines.append("rules:" if rules else "rules: []")
-    for rule in rules:
-        first, *rest = _block(rule, "    ")
-        lines += ["  - " + first.lstrip(), *rest]
-    return "\n".join(lines) + "\n"
-
-
 def dovecot_account(dc: "Dovecot", name: str, user: int, password_file: str | os.PathLike[str],
                     mailboxes: Sequence[str] = ("INBOX",), **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """An account on the plain (``tls: none``) listener of a test Dovecot."""
-    acc: dict[str, Any] = {
-        "name": name,
-        "host": "127.0.0.1",
-        "port": dc.port("imap"),
-        "tls": "none",
-        "user": dc.user(user).name,
-        "password_file": str(password_file),
-        "mailboxes": list(mailboxes),
-    }
-    acc.update(extra)
-    return acc
+    """A named account on the plain (``tls: none``) listener of a test
+    Dovecot, its password read from ``password_file``."""
+    return {"name": name, **sweepd.dovecot_account(dc, user, mailboxes=mailboxes, password_file=password_file,
+                                                   **extra)}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

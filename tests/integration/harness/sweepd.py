@@ -46,9 +46,24 @@ FAST = {
 }
 
 
+def config_text(accounts: Sequence[Mapping[str, Any]], rules: Sequence[Mapping[str, Any]],
+                daemon: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> str:  # fmt: skip
+    """A configuration file, written as JSON (valid YAML, flow style): every
+    string is quoted, so nothing is reinterpreted as a boolean or a number."""
+    out: dict[str, Any] = {}
+    if daemon:
+        out["daemon"] = dict(daemon)
+    if defaults:
+        out["defaults"] = dict(defaults)
+    out["accounts"] = [dict(a) for a in accounts]
+    out["rules"] = [dict(r) for r in rules]
+    return json.dumps(out, indent=1, ensure_ascii=False) + "\n"
+
+
 def dovecot_account(dc: "Dovecot", user: int, *, mailboxes: Sequence[str] = ("INBOX",), tls: str = "none",
-                    **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """Account settings for Dovecot user ``user`` (plain port unless tls says otherwise)."""
+                    password_file: str | os.PathLike[str] | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """Account settings for Dovecot user ``user`` (plain port unless tls says
+    otherwise); the password inline, or read from ``password_file``."""
     u = dc.user(user)
     listener = "imaps" if tls == "implicit" else "imap"
     acct: dict[str, Any] = {
@@ -56,9 +71,12 @@ def dovecot_account(dc: "Dovecot", user: int, *, mailboxes: Sequence[str] = ("IN
         "port": dc.port(listener),
         "tls": tls,
         "user": u.name,
-        "password": u.password,
         "mailboxes": list(mailboxes),
     }
+    if password_file is None:
+        acct["password"] = u.password
+    else:
+        acct["password_file"] = str(password_file)
     if tls != "none":
         acct["ca_file"] = dc.ca_file
         acct["host"] = "localhost"
@@ -106,17 +124,11 @@ class SweepConfig:
         self.rules.append({"name": name, "match": dict(match), "action": action, **extra})
         return self
 
-    def data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"daemon": self.daemon, "defaults": self.defaults, "accounts": self.accounts}
-        if self.rules:
-            out["rules"] = self.rules
-        return out
-
     def write(self) -> Path:
-        text = json.dumps(self.data(), indent=1, ensure_ascii=False)
+        text = config_text(self.accounts, self.rules, self.daemon, self.defaults)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+            f.write(text)
         return self.path
 
     def cleanup(self) -> None:
@@ -287,5 +299,5 @@ class DovecotCase(unittest.TestCase):
         return d
 
 
-__all__ = ["FAST", "DovecotCase", "OnceResult", "SweepConfig", "Sweepd", "daemon_alive", "dovecot_account",
-           "fake_account", "run_once"]  # fmt: skip
+__all__ = ["FAST", "DovecotCase", "OnceResult", "SweepConfig", "Sweepd", "config_text", "daemon_alive",
+           "dovecot_account", "fake_account", "run_once"]  # fmt: skip
