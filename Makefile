@@ -139,11 +139,11 @@ demo: deps
 
 bench: deps
 	$(MAKE) all tools
-	$(PYTHON) bench/run.py --full
+	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --full
 
 bench-quick: deps
 	$(MAKE) all tools
-	$(PYTHON) bench/run.py --quick
+	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --quick
 
 # --- install ---------------------------------------------------------------
 
