@@ -9,7 +9,9 @@
  * - Nothing is sent behind a command waiting for a "+" continuation.
  * - IDLE is a state of the queue: with idling enabled, the connection enters
  *   IDLE whenever the queue empties, leaves it with DONE as soon as a command
- *   is submitted, and re-issues it every idle_refresh.
+ *   is submitted (the command follows DONE at once, without waiting for
+ *   IDLE's tagged OK, unless it is a barrier), and re-issues it every
+ *   idle_refresh.
  * - A response is awaited at most command_timeout after the last byte
  *   received (anything the server sends counts as life); an expired wait, a
  *   BYE, a parse error or a transport error ends the connection, and then

@@ -416,9 +416,13 @@ pump(struct imap_conn *c)
             break;
         if (c->idle_cmd != NULL) {
             /* leave IDLE first; DONE only after the server's "+" */
-            if (c->idling && !c->done_sent)
+            if (!c->idling)
+                break;
+            if (!c->done_sent)
                 send_done(c);
-            break;
+            /* Commands may follow DONE at once: RFC 2177 forbids them only
+             * while the server waits for DONE. Barriers still wait for
+             * IDLE's tagged OK, as for any command in flight. */
         }
         if (c->inflight_barriers > 0)
             break;
@@ -1041,9 +1045,7 @@ handle_continue(struct imap_conn *c, const struct imap_response *r)
     if (cmd->idle) {
         c->waiting = NULL;
         c->idling = true;
-        if (c->pending.head != NULL)
-            send_done(c);
-        arm_timer(c);
+        pump(c);        /* DONE right away if something is queued */
         return;
     }
     if (cmd->sasl != NULL) {

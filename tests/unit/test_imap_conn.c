@@ -588,11 +588,12 @@ test_idle_cycle(void **state)
     serve(&w, "* 4 EXISTS\r\n* 1 RECENT\r\n");
     assert_string_equal(buf_cstr(&w.events), "EXISTS:4;RECENT:1;");
     assert_int_equal(imap_conn_mailbox(w.c)->exists, 4);
-    /* a command ends IDLE with DONE, runs, and IDLE resumes */
+    /* a command ends IDLE with DONE and follows it at once (no round
+     * trip for IDLE's OK); IDLE resumes when the queue is empty */
     imap_conn_submit(w.c, cmd(w.c, "UID FETCH 4 (UID)"), &o);
-    expect_sent(&w, "DONE\r\n");
+    expect_sent(&w, "DONE\r\nA4 UID FETCH 4 (UID)\r\n");
     serve(&w, "A3 OK Idle completed.\r\n");
-    expect_sent(&w, "A4 UID FETCH 4 (UID)\r\n");
+    expect_sent(&w, "");
     serve(&w, "* 4 FETCH (UID 9)\r\nA4 OK done\r\n");
     assert_int_equal(d.calls, 1);
     expect_sent(&w, "A5 IDLE\r\n");
@@ -600,8 +601,15 @@ test_idle_cycle(void **state)
     imap_conn_submit(w.c, cmd(w.c, "NOOP"), &o);
     expect_sent(&w, "");
     serve(&w, "+ idling\r\n");
-    expect_sent(&w, "DONE\r\n");
+    expect_sent(&w, "DONE\r\nA6 NOOP\r\n");
     serve(&w, "A5 OK done\r\nA6 OK done\r\n");
+    expect_sent(&w, "A7 IDLE\r\n");
+    serve(&w, "+ idling\r\n");
+    /* a barrier waits for IDLE's tagged OK */
+    imap_conn_select(w.c, "Archive", false, on_done, &d);
+    expect_sent(&w, "DONE\r\n");
+    serve(&w, "A7 OK done\r\n");
+    expect_sent(&w, "A8 SELECT Archive\r\n");
     world_end(&w);
 }
 
