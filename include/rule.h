@@ -207,7 +207,9 @@ void rule_plan_free(struct rule_plan *plan);
 
 /* Append the rule's SEARCH command arguments to b, after the caller's
  * "UID SEARCH": [RETURN (ALL)] [CHARSET UTF-8] [UID lo:hi] keys. With
- * uid_lo == 0 there is no UID range. esearch asks for RETURN (ALL). */
+ * uid_lo == 0 there is no UID range; with uid_hi == 0 it is lo:* (which
+ * also matches the highest UID when that is below lo: clip the result).
+ * esearch asks for RETURN (ALL). */
 void rule_plan_build_search(const struct rule_plan *plan,
                             struct imap_build *b, uint32_t uid_lo,
                             uint32_t uid_hi, bool esearch);

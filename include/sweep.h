@@ -1,9 +1,10 @@
 /* sweep: one pass of the rules over a selected mailbox on an imap_conn.
  *
- *  1. the top of the range: the highest UID now in the mailbox;
+ *  1. the top of the range (the highest UID now in the mailbox), fetched
+ *     with the searches pipelined right behind it;
  *  2. one UID SEARCH per rule (pipelined with ESEARCH, else one at a time),
- *     over [uid_lo, top] — or [1, top] for rules that need every match
- *     (keep_newest, duplicate);
+ *     over uid_lo:* — or 1:* for rules that need every match (keep_newest,
+ *     duplicate, and the rules before them) — then clipped to the top;
  *  3. for rules with client-side keys: auxiliary searches and the fetches
  *     they need (header fields, body digests streamed, INTERNALDATE),
  *     pipelined; flag rules learn which matches lack their flags;

@@ -884,7 +884,15 @@ rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
                        uint32_t uid_lo, uint32_t uid_hi, bool esearch)
 {
     emit_prefix(b, esearch, needs_charset(&p->root));
-    if (uid_lo != 0) {
+    if (uid_lo != 0 && uid_hi == 0) {
+        char range[32];
+
+        /* lo:* also matches the highest UID when it is below lo (RFC
+         * 3501 9, seq-range): the caller clips the result */
+        snprintf(range, sizeof(range), "%u:*", uid_lo);
+        imap_build_atom(b, "UID");
+        imap_build_atom(b, range);
+    } else if (uid_lo != 0) {
         struct uidset range;
 
         uidset_init(&range);

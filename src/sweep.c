@@ -126,6 +126,7 @@ struct queued_search {
 static void advance(struct sweep *s);
 static void act_next_rule(struct sweep *s);
 static void pump_searches(struct sweep *s);
+static void start_searches(struct sweep *s);
 
 /* --- messages ------------------------------------------------------------ */
 
@@ -366,7 +367,12 @@ start_top(struct sweep *s)
     imap_build_list_open(b);
     imap_build_atom(b, "UID");
     imap_build_list_close(b);
-    submit(s, b, top_done, fetch_uid_untagged, NULL, s);
+    if (submit(s, b, top_done, fetch_uid_untagged, NULL, s) < 0)
+        return;
+    /* The searches go right behind it over lo:*, and are clipped to the
+     * top once both have answered: a round trip saved on every sweep. */
+    s->phase = PH_SEARCH;
+    start_searches(s);
 }
 
 /* --- phase 2: searches --------------------------------------------------- */
@@ -486,7 +492,7 @@ search_rule(struct sweep *s, struct srule *sr)
 
     imap_build_atom(b, "UID");
     imap_build_atom(b, "SEARCH");
-    rule_plan_build_search(sr->plan, b, lo, s->uid_top, s->esearch);
+    rule_plan_build_search(sr->plan, b, lo, 0, s->esearch); /* lo:* */
     enqueue_search(s, b, &sr->found);
 }
 
@@ -1621,15 +1627,24 @@ advance(struct sweep *s)
         }
         switch (s->phase) {
         case PH_TOP:
+            /* the mailbox was empty: only a NOOP was sent */
+            s->phase = PH_FINAL;
+            continue;
+        case PH_SEARCH:
             if (s->uid_top < s->uid_lo) {
-                /* empty, or nothing new since the last sweep */
+                /* emptied meanwhile, or nothing new since the last sweep */
                 s->phase = PH_FINAL;
                 continue;
             }
-            s->phase = PH_SEARCH;
-            start_searches(s);
-            continue;
-        case PH_SEARCH:
+            /* lo:* reaches past the top (mail that arrived since) and, in
+             * an empty range, back to the highest UID: keep [lo, top] */
+            for (size_t i = 0; i < s->n_rules; i++) {
+                struct srule *sr = &s->rules[i];
+
+                uidset_clip(&sr->found,
+                            sr->global || sr->claim_all ? 1 : s->uid_lo,
+                            s->uid_top);
+            }
             s->phase = PH_PREP;
             start_prep(s);
             continue;

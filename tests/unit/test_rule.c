@@ -156,6 +156,9 @@ test_range_esearch_literal_plus(void **state)
     got = search_text(p, 10, 20, false, 0);
     assert_string_equal(got, "UID SEARCH UID 10:20 FROM \"Cron Daemon\"");
     free(got);
+    got = search_text(p, 10, 0, false, 0);
+    assert_string_equal(got, "UID SEARCH UID 10:* FROM \"Cron Daemon\"");
+    free(got);
     got = search_text(p, 7, 7, true, 0);
     assert_string_equal(got, "UID SEARCH RETURN (ALL) UID 7 FROM "
                              "\"Cron Daemon\"");
