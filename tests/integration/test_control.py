@@ -21,32 +21,24 @@ import threading
 import time
 import unittest
 from pathlib import Path
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import binary  # noqa: E402
-from harness.daemon import Control, config_text, control_request, dovecot_account, wait_watching, watchers  # noqa: E402
+from harness.daemon import (  # noqa: E402
+    Control,
+    config_text,
+    control_request,
+    dovecot_account,
+    wait_watching,
+    watchers,
+    without_systemd_env,
+)
 from harness.dovecot import Dovecot  # noqa: E402
 from harness.mail import cron_mail, ordinary_mail  # noqa: E402
 from harness.wait import Proc, wait_for  # noqa: E402
 
-#: Variables of a process started by systemd: none may leak from the test's
-#: own environment into the daemons under test.
-SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                "JOURNAL_STREAM", "IMAPSWEEP_SOCKET")  # fmt: skip
-_env_patch = mock.patch.dict(os.environ)
-
-
-def setUpModule() -> None:
-    _env_patch.start()
-    for var in SYSTEMD_VARS:
-        os.environ.pop(var, None)
-
-
-def tearDownModule() -> None:
-    _env_patch.stop()
-
+setUpModule, tearDownModule = without_systemd_env()
 
 NOBODY = 65534
 #: A Python that uid 65534 can run (sys.executable may live in a private home).

@@ -21,7 +21,6 @@ import time
 import unittest
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -34,28 +33,14 @@ from harness.daemon import (  # noqa: E402
     dovecot_sessions,
     wait_watching,
     watchers,
+    without_systemd_env,
 )
 from harness.dovecot import Dovecot  # noqa: E402
 from harness.fakeimap import FakeImap  # noqa: E402
 from harness.mail import cron_mail, make_mail, ordinary_mail  # noqa: E402
 from harness.wait import VALGRIND_ARGS, Proc, timeout_scale, tmp_root, valgrind_enabled, wait_for  # noqa: E402
 
-#: Variables of a process started by systemd: none may leak from the test's
-#: own environment into the daemons under test.
-SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                "JOURNAL_STREAM", "IMAPSWEEP_SOCKET")  # fmt: skip
-_env_patch = mock.patch.dict(os.environ)
-
-
-def setUpModule() -> None:
-    _env_patch.start()
-    for var in SYSTEMD_VARS:
-        os.environ.pop(var, None)
-
-
-def tearDownModule() -> None:
-    _env_patch.stop()
-
+setUpModule, tearDownModule = without_systemd_env()
 
 CRON_RULE = {"name": "cron", "match": {"from": "Cron Daemon"}, "action": "delete"}
 BACKUP_RULE = {"name": "backup", "match": {"subject": "Nightly backup report"}, "action": "delete"}

@@ -8,6 +8,8 @@ for systemd's notification socket, and Dovecot's view of IMAP sessions.
   request line out, one JSON line back, on one connection.
 - ``NotifySocket`` plays systemd: a datagram socket for NOTIFY_SOCKET whose
   messages a thread collects with their arrival time.
+- ``without_systemd_env()`` gives a test module the setUpModule and
+  tearDownModule that hide systemd's variables from the daemons under test.
 - ``dovecot_sessions(dc, user)`` reads Dovecot's log: every login of a user
   with how it ended (``Logged out`` for a clean LOGOUT, ``Connection
   closed (...)`` when the client just went away, None while it is open).
@@ -26,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from unittest import mock
 
 from . import sweepd
 from .sweepd import config_text
@@ -33,6 +36,25 @@ from .wait import wait_for
 
 if TYPE_CHECKING:
     from .dovecot import Dovecot
+
+
+#: Variables of a process started by systemd: none may leak from the test's
+#: own environment into the daemons under test.
+SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                "JOURNAL_STREAM", "IMAPSWEEP_SOCKET")  # fmt: skip
+
+
+def without_systemd_env() -> tuple[Callable[[], None], Callable[[], None]]:
+    """A module's setUpModule and tearDownModule: the first hides
+    SYSTEMD_VARS from the environment, the second puts it back as it was."""
+    patch = mock.patch.dict(os.environ)
+
+    def set_up() -> None:
+        patch.start()
+        for var in SYSTEMD_VARS:
+            os.environ.pop(var, None)
+
+    return set_up, patch.stop
 
 
 # ---------------------------------------------------------------------------
