@@ -14,12 +14,12 @@
  *   floor watch HOST PORT FROM < SPEC
  *       SPEC has one "USER PASS MAILBOX" per line. One connection per line,
  *       all on one epoll loop: LOGIN, SELECT, IDLE. On an EXISTS that raises
- *       the count: DONE, then UID SEARCH UID lo:* FROM "FROM" (lo = UIDNEXT
- *       at SELECT), UID STORE and UID EXPUNGE over the matches, IDLE again.
- *       Each step waits for the previous one's tagged reply (the minimal
- *       watcher: nothing pipelined). Prints "ready N" once every connection
- *       is idling, "done N" for each sweep that removed N messages, and
- *       runs until killed.
+ *       the count: DONE and, right behind it, UID SEARCH UID lo:* FROM
+ *       "FROM" (lo = UIDNEXT at SELECT); then UID STORE and UID EXPUNGE over
+ *       the matches, each after the previous tagged reply (the EXPUNGE
+ *       depends on the STORE), and IDLE again. Prints "ready N" once
+ *       every connection is idling, "done N" for each sweep that removed
+ *       N messages, and runs until killed.
  *
  *   floor hold HOST PORT < SPEC
  *       LOGIN, SELECT, IDLE on every line, then nothing: the memory of the
@@ -280,7 +280,7 @@ purge(int argc, char **argv)
 /* ------------------------------------------------------------ watch, hold */
 
 enum st {
-    S_GREETING, S_LOGIN, S_SELECT, S_IDLE_SENT, S_IDLING, S_DONE_SENT,
+    S_GREETING, S_LOGIN, S_SELECT, S_IDLE_SENT, S_IDLING,
     S_SEARCH, S_STORE, S_EXPUNGE,
 };
 
@@ -329,9 +329,13 @@ start_idle(struct conn *c)
     c->st = S_IDLE_SENT;
 }
 
+/* DONE, if IDLE is on, and the search right behind it: commands may
+ * follow DONE at once (RFC 2177), IDLE's own tagged OK is skipped. */
 static void
-start_search(struct conn *c)
+start_search(struct conn *c, bool done)
 {
+    if (done)
+        send_all(c->fd, "DONE\r\n", 6);
     c->again = false;
     c->found.n = c->found.count = 0;
     c->tag++;
@@ -400,8 +404,7 @@ handle_line(struct conn *c, char *line, size_t len)
         if (!more || hold_only || c->st < S_IDLE_SENT)
             return;
         if (c->st == S_IDLING) {
-            send_all(c->fd, "DONE\r\n", 6);
-            c->st = S_DONE_SENT;
+            start_search(c, true);
         } else {
             c->again = true;
         }
@@ -440,9 +443,7 @@ handle_line(struct conn *c, char *line, size_t len)
         if (line[0] == '+') {
             c->st = S_IDLING;
             if (c->again && !hold_only) {
-                c->again = false;
-                send_all(c->fd, "DONE\r\n", 6);
-                c->st = S_DONE_SENT;
+                start_search(c, true);
                 return;
             }
             if (!all_ready_said || n_ready < n_conns)
@@ -451,16 +452,12 @@ handle_line(struct conn *c, char *line, size_t len)
         return;
     case S_IDLING:
         return;
-    case S_DONE_SENT:
-        if (is_tagged(line, len))
-            start_search(c);
-        return;
     case S_SEARCH:
         if (len >= 8 && memcmp(line, "* SEARCH", 8) == 0) {
             parse_search(line, len, &c->found, c->lo);
             return;
         }
-        if (!is_tagged(line, len))
+        if (!is_tagged(line, len) || line[0] == 'i')    /* IDLE's OK */
             return;
         if (!tagged_ok(line))
             die("search: %s", line);
@@ -502,7 +499,7 @@ handle_line(struct conn *c, char *line, size_t len)
         printf("done %zu\n", c->found.count);
         fflush(stdout);
         if (c->again)
-            start_search(c);
+            start_search(c, false);
         else
             start_idle(c);
         return;

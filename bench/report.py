@@ -252,9 +252,10 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
           "in its mailbox-change check), so the floor is ≈ 500 ms plus a few round trips; the columns "
           "*− floor* are what a watcher adds to the minimal one.")  # fmt: skip
         a("- The floor watcher (`floor watch`) is the least a client can do: on an EXISTS that raises the "
-          "count, DONE, `UID SEARCH UID n:* FROM \"Cron Daemon\"`, `UID STORE`, `UID EXPUNGE`, IDLE, each "
-          "step after the previous reply. imapsweepd does one more round trip (`UID FETCH * (UID)`, to "
-          "bound the search to the new UIDs exactly).")  # fmt: skip
+          "count, DONE with `UID SEARCH UID n:* FROM \"Cron Daemon\"` right behind it, then `UID STORE`, "
+          "`UID EXPUNGE` and IDLE, each after the previous reply: three round trips. imapsweepd makes the "
+          "same three; its `UID FETCH * (UID)`, which bounds the search to the new UIDs exactly, goes in "
+          "the first one with DONE and the search.")  # fmt: skip
         a("- \"Gone\" is seen by inotify (IN_DELETE) on the maildir's `cur/` and `new/`: Dovecot unlinks "
           "the file while it executes the expunge, before it answers. This costs Dovecot nothing and has "
           "microsecond resolution. An observer IMAP session in IDLE would itself hear of the EXPUNGE only "
