@@ -1244,11 +1244,43 @@ batch_new(struct sweep *s, struct srule *sr, const char *verb,
     return b;
 }
 
-/* What the rule does, as logged: Gmail's delete is a move to Trash. */
+/* Where trash/move (and delete on Gmail) put messages. NULL: none. */
+static const char *
+target_of(const struct sweep *s, const struct srule *sr)
+{
+    if (sr->rule->action == RULE_ACTION_MOVE)
+        return sr->rule->target;
+    if (s->p.account->trash_mailbox != NULL)
+        return s->p.account->trash_mailbox;
+    return s->p.memo ? s->p.memo->trash : NULL;
+}
+
+static bool
+same_mailbox(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0 ||
+           (util_strcaseeq(a, "INBOX") && util_strcaseeq(b, "INBOX"));
+}
+
+/* On Gmail EXPUNGE only archives, so delete moves to the Trash; in the
+ * Trash itself EXPUNGE deletes for good, so there delete stays delete.
+ * Before the Trash is looked up it is taken to be another mailbox. */
+static bool
+gmail_trashes(const struct sweep *s, const struct srule *sr)
+{
+    const char *trash;
+
+    if (sr->rule->action != RULE_ACTION_DELETE || !s->gmail)
+        return false;
+    trash = target_of(s, sr);
+    return trash == NULL || !same_mailbox(trash, s->mailbox);
+}
+
+/* What the rule does, as logged. */
 static const char *
 action_verb(const struct sweep *s, const struct srule *sr)
 {
-    if (sr->rule->action == RULE_ACTION_DELETE && s->gmail)
+    if (gmail_trashes(s, sr))
         return "trash";
     return rule_action_name(sr->rule->action);
 }
@@ -1418,31 +1450,14 @@ after_flag(struct sweep *s, struct batch *b)
     act_next_rule(s);
 }
 
-/* Where trash/move (and delete on Gmail) put messages. NULL: none. */
-static const char *
-target_of(struct sweep *s, struct srule *sr)
-{
-    if (sr->rule->action == RULE_ACTION_MOVE)
-        return sr->rule->target;
-    if (s->p.account->trash_mailbox != NULL)
-        return s->p.account->trash_mailbox;
-    return s->p.memo ? s->p.memo->trash : NULL;
-}
-
-static bool
-same_mailbox(const char *a, const char *b)
-{
-    return strcmp(a, b) == 0 ||
-           (util_strcaseeq(a, "INBOX") && util_strcaseeq(b, "INBOX"));
-}
-
 static void
 act_rule(struct sweep *s, struct srule *sr)
 {
     const struct uidset *set = &sr->final;
     enum rule_action action = sr->rule->action;
     bool moves = action == RULE_ACTION_TRASH || action == RULE_ACTION_MOVE ||
-                 (action == RULE_ACTION_DELETE && s->gmail);
+                 gmail_trashes(s, sr);
+
     if (sr->dry) {
         sr->stat.acted += uidset_count(set);
         audit_set(s, sr, action_verb(s, sr), set, true);
@@ -1512,10 +1527,10 @@ needs_trash_lookup(struct sweep *s)
     for (size_t i = 0; i < s->n_rules; i++) {
         const struct srule *sr = &s->rules[i];
 
-        if (uidset_empty(&sr->final) || sr->dry)
+        /* dry runs too: a read-only LIST tells them what would happen */
+        if (uidset_empty(&sr->final))
             continue;
-        if (sr->rule->action == RULE_ACTION_TRASH ||
-            (sr->rule->action == RULE_ACTION_DELETE && s->gmail))
+        if (sr->rule->action == RULE_ACTION_TRASH || gmail_trashes(s, sr))
             return true;
     }
     return false;

@@ -39,6 +39,9 @@ NO_UIDPLUS = ["IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE", "NAMES
               "MOVE", "ESEARCH", "SPECIAL-USE", "WITHIN"]  # fmt: skip
 NO_IDLE = ["IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "NAMESPACE", "UNSELECT", "CHILDREN", "UIDPLUS",
            "MOVE", "ESEARCH", "SPECIAL-USE", "WITHIN"]  # fmt: skip
+#: Gmail's own capabilities after login, as far as the fake server knows them
+GMAIL = ["IMAP4rev1", "UNSELECT", "IDLE", "NAMESPACE", "ID", "CHILDREN", "X-GM-EXT-1", "UIDPLUS", "ENABLE", "MOVE",
+         "ESEARCH", "SPECIAL-USE"]  # fmt: skip
 _SET_RE = re.compile(r"^UID (STORE|MOVE|COPY|EXPUNGE) ([0-9:,*]+)")
 
 
@@ -56,6 +59,16 @@ def uid_set(text: str) -> set[int]:
     return out
 
 
+def gmail_scenario(trash_messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """cron_mix with Gmail's capabilities and its Trash named as Gmail names it."""
+    scen = scenario(capabilities={"post": GMAIL})
+    trash = scen["mailboxes"].pop("Trash")
+    if trash_messages:
+        trash["messages"] = trash_messages
+    scen["mailboxes"]["[Gmail]/Trash"] = trash
+    return scen
+
+
 def fake_cron_mail(i: int) -> dict[str, Any]:
     return {"from": '"Cron Daemon" <root@host>', "subject": "Cron <root@host> /usr/local/bin/backup.sh",
             "body": f"late run {i}\n", "message_id": f"<late-{i}@host>"}  # fmt: skip
@@ -67,10 +80,10 @@ def fake_other_mail(i: int) -> dict[str, Any]:
 
 
 class FaultTest(DovecotCase):
-    users = 12
+    users = 16
 
     # -- set-up -------------------------------------------------------------
-    def start(self, scen: dict[str, Any], faults: tuple[dict[str, Any], ...] = (),
+    def start(self, scen: dict[str, Any], faults: tuple[dict[str, Any], ...] = (), dry_run: bool = False,
               **fake_settings: Any) -> tuple[FakeImap, Sweepd, Any]:  # fmt: skip
         """The fake server with ``faults`` armed, a Dovecot user of its own, and
         a daemon watching both; returns (server, daemon, oracle)."""
@@ -86,7 +99,7 @@ class FaultTest(DovecotCase):
         cfg = self.config()
         cfg.account("fake", fake_account(srv.port, **fake_settings))
         cfg.account("real", dovecot_account(self.dc, user))
-        cfg.rule("cron", CRON_RULE, "delete")
+        cfg.rule("cron", CRON_RULE, "delete", **({"dry_run": True} if dry_run else {}))
         # under valgrind: error paths are where memory errors hide
         self.d = self.daemon(cfg, valgrind=True)
         self.real_n = 0
@@ -183,6 +196,55 @@ class FaultTest(DovecotCase):
         print("no IDLE: new mail removed after " + ", ".join(f"{w * 1000:.0f} ms" for w in waits))
         self.assertFalse([c for c in srv.client_commands() if c.upper().startswith("IDLE")])
         self.finish()
+
+    def test_gmail_delete_moves_to_trash(self) -> None:
+        # On Gmail EXPUNGE only archives (the message stays in All Mail), so
+        # delete is a move to the \\Trash mailbox, found by SPECIAL-USE.
+        srv, d, im = self.start(gmail_scenario())
+        d.wait_ready()
+        self.fake_recovered()
+        trashed = {m["message_id"]: set(m["flags"]) - {"\\Recent"} for m in srv.messages("[Gmail]/Trash")}
+        self.assertEqual(trashed, {f"<cron-{u}@host>": set() for u in FAKE_CRON}, "cron mail not in Trash, or flagged")
+        cmds = srv.client_commands()
+        self.assertTrue([c for c in cmds if c.startswith("UID MOVE ")], cmds)
+        self.assertFalse([c for c in cmds if c.startswith(("UID STORE", "UID EXPUNGE"))], cmds)
+        self.assertEqual(self.fake_watcher()["actions"].get("cron"), {"delete": 4})
+        self.assertEqual(len(re.findall(r"fake/INBOX: cron: trash uid [1357] ", d.log_text())), 4, "audit lines")
+        self.no_stray_commands()
+        self.real_account_works("next to a Gmail account")
+
+    def test_gmail_delete_in_trash_expunges(self) -> None:
+        # In Gmail's Trash itself EXPUNGE deletes for good: a delete rule
+        # sweeping it deletes, rather than moving messages onto themselves.
+        kept = {"uid": 2, "from": "Alice Example <alice@example.org>", "subject": "Lunch on Friday?",
+                "body": "Hi\n", "message_id": "<trash-2@example.org>"}  # fmt: skip
+        cron = [{"uid": u, "from": '"Cron Daemon" <root@host>', "subject": "Cron <root@host> /usr/bin/true",
+                 "body": f"run {u}\n", "message_id": f"<trash-{u}@host>"} for u in (1, 3)]  # fmt: skip
+        srv, d, im = self.start(gmail_scenario([cron[0], kept, cron[1]]), mailboxes=["[Gmail]/Trash"])
+        d.wait_ready()
+        wait_for(lambda: srv.uids("[Gmail]/Trash") == [2], 10,
+                 what=f"cron mail deleted from Gmail's Trash (log tail:\n{d.tail(12)})")  # fmt: skip
+        (msg,) = srv.messages("[Gmail]/Trash")
+        self.assertEqual((msg["message_id"], set(msg["flags"]) - {"\\Recent"}), ("<trash-2@example.org>", set()))
+        cmds = srv.client_commands()
+        self.assertFalse([c for c in cmds if c.startswith(("UID MOVE", "UID COPY"))], cmds)
+        self.assertIn("UID EXPUNGE 1,3", cmds)
+        self.assertEqual(d.watcher("fake", "[Gmail]/Trash")["actions"].get("cron"), {"delete": 2})
+        self.assertEqual([c for c in cmds if c.startswith("UID STORE")], ["UID STORE 1,3 +FLAGS.SILENT (\\Deleted)"])
+        self.assertEqual(len(srv.messages("INBOX")), 8, "INBOX is not watched and must be untouched")
+        self.real_account_works("next to a Gmail account")
+
+    def test_gmail_dry_run_in_trash_previews_delete(self) -> None:
+        # the preview says what the real run would do there: delete, not trash
+        cron = {"uid": 1, "from": '"Cron Daemon" <root@host>', "subject": "Cron <root@host> /usr/bin/true",
+                "body": "run\n", "message_id": "<trash-1@host>"}  # fmt: skip
+        srv, d, im = self.start(gmail_scenario([cron]), dry_run=True, mailboxes=["[Gmail]/Trash"])
+        d.wait_ready()
+        wait_for(lambda: "cron: would " in d.log_text(), 10, what="the dry-run audit line")
+        self.assertRegex(d.log_text(), r"fake/\[Gmail\]/Trash: cron: would delete uid 1 ")
+        self.assertEqual(srv.uids("[Gmail]/Trash"), [1])
+        cmds = srv.client_commands()
+        self.assertFalse([c for c in cmds if re.match(r"(UID )?(STORE|MOVE|COPY|EXPUNGE)", c)], cmds)
 
     # -- connection faults ----------------------------------------------------------
     def test_drop_mid_command(self) -> None:
