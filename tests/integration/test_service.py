@@ -86,8 +86,13 @@ class ServiceCase(unittest.TestCase):
         cls.dc.cleanup()
 
     def oracle(self, user: int):
+        """The independent client of ``user``, returned once Dovecot has
+        logged its login: its log lags, and the tests tell the daemon's
+        sessions from the oracle's by what the log held before."""
+        before = len(self.logins(user))
         im = self.dc.imap(user)
         self.addCleanup(im.logout)
+        wait_for(lambda: len(self.logins(user)) > before, 5, what="Dovecot to log the oracle's login")
         return im
 
     def account(self, name: str, user: int, mailboxes: tuple[str, ...] = ("INBOX",), **extra: Any) -> dict[str, Any]:
