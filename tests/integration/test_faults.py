@@ -80,11 +80,11 @@ def fake_other_mail(i: int) -> dict[str, Any]:
 
 
 class FaultTest(DovecotCase):
-    users = 16
+    users = 18
 
     # -- set-up -------------------------------------------------------------
-    def start(self, scen: dict[str, Any], faults: tuple[dict[str, Any], ...] = (), dry_run: bool = False,
-              **fake_settings: Any) -> tuple[FakeImap, Sweepd, Any]:  # fmt: skip
+    def start(self, scen: dict[str, Any], faults: tuple[dict[str, Any], ...] = (), match: dict[str, Any] = CRON_RULE,
+              dry_run: bool = False, **fake_settings: Any) -> tuple[FakeImap, Sweepd, Any]:  # fmt: skip
         """The fake server with ``faults`` armed, a Dovecot user of its own, and
         a daemon watching both; returns (server, daemon, oracle)."""
         srv = FakeImap(scen)
@@ -99,7 +99,7 @@ class FaultTest(DovecotCase):
         cfg = self.config()
         cfg.account("fake", fake_account(srv.port, **fake_settings))
         cfg.account("real", dovecot_account(self.dc, user))
-        cfg.rule("cron", CRON_RULE, "delete", **({"dry_run": True} if dry_run else {}))
+        cfg.rule("cron", match, "delete", **({"dry_run": True} if dry_run else {}))
         # under valgrind: error paths are where memory errors hide
         self.d = self.daemon(cfg, valgrind=True)
         self.real_n = 0
@@ -245,6 +245,34 @@ class FaultTest(DovecotCase):
         self.assertEqual(srv.uids("[Gmail]/Trash"), [1])
         cmds = srv.client_commands()
         self.assertFalse([c for c in cmds if re.match(r"(UID )?(STORE|MOVE|COPY|EXPUNGE)", c)], cmds)
+
+    def test_new_mail_gone_before_the_sweep(self) -> None:
+        # The new message is expunged by another client between the EXISTS
+        # and the sweep. The incremental search over "UID n:*" then names the
+        # highest older UID (n:* past the end means *:n); that message is
+        # not new, so only a full sweep may act on it. Here it has come to
+        # match since the last sweep: another client flagged it.
+        srv, d, im = self.start(scenario(), match={**CRON_RULE, "flagged": True})
+        d.wait_ready()
+        idles = srv.client_commands().count("IDLE")
+        uid = self.fake_append(fake_cron_mail(9), cron=True)
+        # swept (not flagged yet: no match) and idle again
+        wait_for(lambda: srv.client_commands().count("IDLE") > idles, 10, what=f"the sweep of UID {uid}")
+        idles = srv.client_commands().count("IDLE")
+        srv.do(action="set_flags", mailbox="INBOX", uids=[uid], flags=["\\Flagged"], mode="+")
+        srv.fault(command="^DONE$", action="expunge", mailbox="INBOX", uids=[uid + 1])
+        self.assertEqual(srv.append("INBOX", fake_other_mail(10)), uid + 1)
+        # the EXISTS woke the watcher: DONE, the sweep, and IDLE again
+        wait_for(lambda: srv.client_commands().count("IDLE") > idles, 10, what="the sweep after the EXISTS")
+        cmds = srv.client_commands()
+        self.assertTrue([c for c in cmds if "SEARCH" in c and f" UID {uid + 1}:* " in c], cmds)
+        self.assertEqual([m["uid"] for m in srv.messages()], sorted(FAKE_CRON | set(FAKE_OTHERS) | {uid}))
+        self.assertFalse([c for c in cmds if _SET_RE.match(c)], "an incremental sweep acted on an old message")
+        # the next full sweep does
+        self.assertTrue(d.request("sweep")["ok"])
+        wait_for(lambda: uid not in srv.uids(), 10, what="the full sweep to delete the flagged cron mail")
+        self.assertEqual(set(srv.uids()) & self.cron_uids, FAKE_CRON, "unflagged cron mail was deleted")
+        self.no_stray_commands()
 
     # -- connection faults ----------------------------------------------------------
     def test_drop_mid_command(self) -> None:
