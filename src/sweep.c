@@ -958,10 +958,8 @@ evaluate(struct sweep *s)
     uidset_init(&cand);
     for (size_t i = 0; i < s->n_rules; i++) {
         struct srule *sr = &s->rules[i];
-        uint32_t lo = sr->global || sr->claim_all ? 1 : s->uid_lo;
 
-        uidset_copy(&cand, &sr->found);
-        uidset_clip(&cand, lo, s->uid_top);
+        uidset_copy(&cand, &sr->found);     /* clipped to the sweep's range */
         uidset_subtract(&cand, &claimed);
         if (rule_plan_client_side(sr->plan)) {
             struct uidset pass;
@@ -1651,8 +1649,8 @@ advance(struct sweep *s)
                 s->phase = PH_FINAL;
                 continue;
             }
-            /* lo:* reaches past the top (mail that arrived since) and, in
-             * an empty range, back to the highest UID: keep [lo, top] */
+            /* lo:* also finds mail that arrived after the FETCH: that is
+             * the next sweep's. Every rule acts within [lo, top] only. */
             for (size_t i = 0; i < s->n_rules; i++) {
                 struct srule *sr = &s->rules[i];
 
