@@ -206,13 +206,13 @@ struct rule_plan *rule_plan_new(const struct rule *rule,
 void rule_plan_free(struct rule_plan *plan);
 
 /* Append the rule's SEARCH command arguments to b, after the caller's
- * "UID SEARCH": [RETURN (ALL)] [CHARSET UTF-8] [UID lo:hi] keys. With
- * uid_lo == 0 there is no UID range; with uid_hi == 0 it is lo:* (which
- * also matches the highest UID when that is below lo: clip the result).
- * esearch asks for RETURN (ALL). */
+ * "UID SEARCH": [RETURN (ALL)] [CHARSET UTF-8] [UID lo:*] keys. With
+ * uid_lo == 0 there is no UID range; lo:* also matches the highest UID
+ * when that is below lo, so the caller clips the result. esearch asks for
+ * RETURN (ALL). */
 void rule_plan_build_search(const struct rule_plan *plan,
                             struct imap_build *b, uint32_t uid_lo,
-                            uint32_t uid_hi, bool esearch);
+                            bool esearch);
 
 /* Auxiliary searches (server-only keys nested under any/not beside
  * client-side keys): their count, and the i-th restricted to candidates. */

@@ -881,10 +881,10 @@ emit_prefix(struct imap_build *b, bool esearch, bool charset)
 
 void
 rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
-                       uint32_t uid_lo, uint32_t uid_hi, bool esearch)
+                       uint32_t uid_lo, bool esearch)
 {
     emit_prefix(b, esearch, needs_charset(&p->root));
-    if (uid_lo != 0 && uid_hi == 0) {
+    if (uid_lo != 0) {
         char range[32];
 
         /* lo:* also matches the highest UID when it is below lo (RFC
@@ -892,14 +892,6 @@ rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
         snprintf(range, sizeof(range), "%u:*", uid_lo);
         imap_build_atom(b, "UID");
         imap_build_atom(b, range);
-    } else if (uid_lo != 0) {
-        struct uidset range;
-
-        uidset_init(&range);
-        uidset_add_range(&range, uid_lo, uid_hi);
-        imap_build_atom(b, "UID");
-        imap_build_uidset(b, &range);
-        uidset_free(&range);
     }
     emit_keys(p, &p->root, b, uid_lo != 0);
 }

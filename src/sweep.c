@@ -492,7 +492,7 @@ search_rule(struct sweep *s, struct srule *sr)
 
     imap_build_atom(b, "UID");
     imap_build_atom(b, "SEARCH");
-    rule_plan_build_search(sr->plan, b, lo, 0, s->esearch); /* lo:* */
+    rule_plan_build_search(sr->plan, b, lo, s->esearch);
     enqueue_search(s, b, &sr->found);
 }
 
