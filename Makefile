@@ -26,7 +26,11 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DIMAPSWEEP_VERSION='"$(VERSION)"' \
               -MMD -MP
 LDLIBS     := $(PKG_LIBS) -lm
 
-LIB_SRCS   := $(filter-out src/main.c src/imapsweepctl.c,$(wildcard src/*.c))
+# One folder per layer, dependencies pointing down only (scripts/lint checks
+# it): base <- imap <- sweep <- service.
+LAYERS     := base imap sweep service
+MAINS      := src/service/main.c src/service/imapsweepctl.c
+LIB_SRCS   := $(filter-out $(MAINS),$(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c)))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/libimapsweep.a
 
@@ -57,10 +61,10 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/imapsweepd: $(BUILD)/obj/main.o $(LIB)
+$(BUILD)/imapsweepd: $(BUILD)/obj/service/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/imapsweepctl: $(BUILD)/obj/imapsweepctl.o $(LIB)
+$(BUILD)/imapsweepctl: $(BUILD)/obj/service/imapsweepctl.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB)
@@ -175,4 +179,4 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/tests/tools/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/tools/*.d)
