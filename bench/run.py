@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""imapsweep benchmarks (SPEC section 10): `make bench` / `make bench-quick`.
+"""imapsweep benchmarks: `make bench` / `make bench-quick`.
 
     python3 bench/run.py --quick|--full [--only purge,reaction,scale]
                          [--out docs/benchmarks.md] [--no-docs]

@@ -1,4 +1,4 @@
-/* config: load the YAML configuration (SPEC section 4) into an immutable,
+/* config: load the YAML configuration into an immutable,
  * validated model. Never logs: every problem becomes a diagnostic with
  * FILE:LINE:COLUMN (both from 1). The loaded model is reference-counted so a
  * sweep that started under an old config can finish with it after a reload.

@@ -1,4 +1,4 @@
-/* control: the Unix stream socket of SPEC section 8. One request line in,
+/* control: the control socket, a Unix stream socket. One request line in,
  * one JSON object line out; the connection stays open for more. Peers are
  * checked with SO_PEERCRED (root, the daemon's own user, or members of
  * control_group). A request over 4 KiB or not UTF-8 gets an error and the

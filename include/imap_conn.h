@@ -120,6 +120,10 @@ struct imap_conn_events {
     void (*closed)(struct imap_conn *c, int err, const char *msg, void *arg);
 };
 
+/* What a setting left 0 means; the configuration's defaults are these. */
+#define IMAP_CONN_DEFAULT_COMMAND_TIMEOUT_S 60
+#define IMAP_CONN_DEFAULT_IDLE_REFRESH_S (10 * 60)
+
 struct imap_conn_settings {
     const char *account;       /* log fields (copied); mailbox may be NULL */
     const char *mailbox;

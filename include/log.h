@@ -22,8 +22,17 @@ enum log_level {
     LL_TRACE,
 };
 
-/* Structured context of a line. Any member may be NULL / 0. When account is
- * set, the message is prefixed "account/mailbox: ". */
+/* Who a line is about. An object that logs embeds one, pointing at its own
+ * copies of the names, and passes it to every call (NULL: no one). Lines
+ * are prefixed "account/mailbox: " (or "account: "); under journald the
+ * names travel as the fields ACCOUNT and MAILBOX. */
+struct log_ctx {
+    const char *account;
+    const char *mailbox;
+};
+
+/* What a sink receives: the context and, for action (audit) lines, the
+ * rule, the action and the UID. Any member may be NULL / 0. */
 struct log_fields {
     const char *account;
     const char *mailbox;
@@ -53,16 +62,22 @@ int log_level_parse(const char *s, enum log_level *r);
 /* Syslog priority of a level (3 … 7). */
 int log_level_priority(enum log_level level);
 
-void log_msg(enum log_level level, const struct log_fields *f,
-             const char *fmt, ...) PRINTF_LIKE(3, 4);
-void log_vmsg(enum log_level level, const struct log_fields *f,
-              const char *fmt, va_list ap) PRINTF_LIKE(3, 0);
+/* A line about ctx (NULL: a line of the process as a whole). */
+void log_ctx_msg(const struct log_ctx *ctx, enum log_level level,
+                 const char *fmt, ...) PRINTF_LIKE(3, 4);
+void log_ctx_vmsg(const struct log_ctx *ctx, enum log_level level,
+                  const char *fmt, va_list ap) PRINTF_LIKE(3, 0);
+/* A line about an action: rule, action and uid (0: none) become journal
+ * fields of their own. */
+void log_ctx_action(const struct log_ctx *ctx, enum log_level level,
+                    const char *rule, const char *action, uint32_t uid,
+                    const char *fmt, ...) PRINTF_LIKE(6, 7);
 
-#define log_error(...) log_msg(LL_ERROR, NULL, __VA_ARGS__)
-#define log_warning(...) log_msg(LL_WARNING, NULL, __VA_ARGS__)
-#define log_notice(...) log_msg(LL_NOTICE, NULL, __VA_ARGS__)
-#define log_info(...) log_msg(LL_INFO, NULL, __VA_ARGS__)
-#define log_debug(...) log_msg(LL_DEBUG, NULL, __VA_ARGS__)
+#define log_error(...) log_ctx_msg(NULL, LL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_ctx_msg(NULL, LL_WARNING, __VA_ARGS__)
+#define log_notice(...) log_ctx_msg(NULL, LL_NOTICE, __VA_ARGS__)
+#define log_info(...) log_ctx_msg(NULL, LL_INFO, __VA_ARGS__)
+#define log_debug(...) log_ctx_msg(NULL, LL_DEBUG, __VA_ARGS__)
 
 /* Append a printable, redacted copy of one IMAP protocol line (without its
  * CRLF) to out: the arguments of LOGIN after the user name and of

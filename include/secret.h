@@ -1,4 +1,4 @@
-/* secret: reads an account's password or token from its source (SPEC 4)
+/* secret: reads an account's password or token from its source
  * when a connection authenticates: a file, a command's first output line, a
  * systemd credential, an environment variable, the inline value, or a
  * token command. Nothing is cached; every buffer that held the secret is

@@ -90,17 +90,15 @@ log_level_priority(enum log_level level)
     return prio[(unsigned)level < ARRAY_SIZE(prio) ? level : LL_TRACE];
 }
 
-void
-log_vmsg(enum log_level level, const struct log_fields *f, const char *fmt,
-         va_list ap)
+static void
+vmsg(enum log_level level, const struct log_fields *f, const char *fmt,
+     va_list ap)
 {
     struct buf line;
     int saved_errno = errno;
 
-    if (!log_enabled(level))
-        return;
     buf_init(&line, BUF_NOCAP);
-    if (f != NULL && f->account != NULL) {
+    if (f->account != NULL) {
         if (f->mailbox != NULL)
             buf_printf(&line, "%s/%s: ", f->account, f->mailbox);
         else
@@ -129,13 +127,47 @@ log_vmsg(enum log_level level, const struct log_fields *f, const char *fmt,
 }
 
 void
-log_msg(enum log_level level, const struct log_fields *f, const char *fmt,
-        ...)
+log_ctx_vmsg(const struct log_ctx *ctx, enum log_level level,
+             const char *fmt, va_list ap)
+{
+    struct log_fields f = {0};
+
+    if (!log_enabled(level))
+        return;
+    if (ctx != NULL) {
+        f.account = ctx->account;
+        f.mailbox = ctx->mailbox;
+    }
+    vmsg(level, &f, fmt, ap);
+}
+
+void
+log_ctx_msg(const struct log_ctx *ctx, enum log_level level, const char *fmt,
+            ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_vmsg(level, f, fmt, ap);
+    log_ctx_vmsg(ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+void
+log_ctx_action(const struct log_ctx *ctx, enum log_level level,
+               const char *rule, const char *action, uint32_t uid,
+               const char *fmt, ...)
+{
+    struct log_fields f = {.rule = rule, .action = action, .uid = uid};
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    if (ctx != NULL) {
+        f.account = ctx->account;
+        f.mailbox = ctx->mailbox;
+    }
+    va_start(ap, fmt);
+    vmsg(level, &f, fmt, ap);
     va_end(ap);
 }
 

@@ -79,6 +79,7 @@ struct imap_conn {
     uint64_t last_activity;
     struct imap_conn_settings s;
     char *account, *mailbox, *host, *tunnel;
+    struct log_ctx log;         /* account, mailbox */
     const struct imap_conn_events *ev;
     void *ev_arg;
     char *caps;
@@ -129,30 +130,13 @@ static void conn_fail(struct imap_conn *c, int err, const char *fmt, ...)
 /* --- small helpers ----------------------------------------------------- */
 
 static void
-log_conn(const struct imap_conn *c, enum log_level level, const char *fmt,
-         ...) PRINTF_LIKE(3, 4);
-
-static void
-log_conn(const struct imap_conn *c, enum log_level level, const char *fmt,
-         ...)
-{
-    struct log_fields f = {.account = c->account, .mailbox = c->mailbox};
-    va_list ap;
-
-    if (!log_enabled(level))
-        return;
-    va_start(ap, fmt);
-    log_vmsg(level, &f, fmt, ap);
-    va_end(ap);
-}
-
-static void
 set_state(struct imap_conn *c, enum imap_conn_state st)
 {
     if (c->state == st)
         return;
-    log_conn(c, LL_DEBUG, "session %s -> %s", imap_conn_state_name(c->state),
-             imap_conn_state_name(st));
+    log_ctx_msg(&c->log, LL_DEBUG,
+                "session %s -> %s", imap_conn_state_name(c->state),
+                imap_conn_state_name(st));
     c->state = st;
 }
 
@@ -287,7 +271,7 @@ trace(struct imap_conn *c, bool client, const char *line, size_t len,
         log_redact_imap(line, len, RING_LINE_MAX, &b);
     }
     if (log_enabled(LL_TRACE))
-        log_conn(c, LL_TRACE, "%s", buf_cstr(&b));
+        log_ctx_msg(&c->log, LL_TRACE, "%s", buf_cstr(&b));
     if (c->ring == NULL)
         c->ring = xcalloc(1, sizeof(*c->ring));
     slot = &c->ring->lines[c->ring->head];
@@ -301,12 +285,12 @@ dump_ring(struct imap_conn *c)
 {
     if (c->ring == NULL || log_enabled(LL_TRACE))
         return; /* at trace level every line was logged already */
-    log_conn(c, LL_NOTICE, "last protocol lines:");
+    log_ctx_msg(&c->log, LL_NOTICE, "last protocol lines:");
     for (unsigned i = 0; i < RING_LINES; i++) {
         const char *l = c->ring->lines[(c->ring->head + i) % RING_LINES];
 
         if (l != NULL)
-            log_conn(c, LL_NOTICE, "  %s", l);
+            log_ctx_msg(&c->log, LL_NOTICE, "  %s", l);
     }
 }
 
@@ -685,7 +669,7 @@ apply_code(struct imap_conn *c, const struct imap_response *r)
     } else if (strcmp(r->code, "READ-WRITE") == 0) {
         c->mbox.readonly = false;
     } else if (strcmp(r->code, "ALERT") == 0) {
-        log_conn(c, LL_WARNING, "server alert: %s", r->text);
+        log_ctx_msg(&c->log, LL_WARNING, "server alert: %s", r->text);
     }
 }
 
@@ -1138,8 +1122,8 @@ on_connected(struct transport *t, void *arg)
     struct imap_conn *c = arg;
     const char *tls = transport_tls_describe(t);
 
-    log_conn(c, LL_DEBUG, "connected to %s%s%s", transport_peer(t),
-             tls ? " with " : "", tls ? tls : "");
+    log_ctx_msg(&c->log, LL_DEBUG, "connected to %s%s%s", transport_peer(t),
+                tls ? " with " : "", tls ? tls : "");
     set_state(c, IMAP_CONN_GREETING);
     mark_activity(c);
     arm_timer(c);
@@ -1197,7 +1181,8 @@ on_tls_ready(struct transport *t, void *arg)
 {
     struct imap_conn *c = arg;
 
-    log_conn(c, LL_DEBUG, "TLS started: %s", transport_tls_describe(t));
+    log_ctx_msg(&c->log, LL_DEBUG,
+                "TLS started: %s", transport_tls_describe(t));
     /* capabilities from before TLS cannot be trusted */
     free(c->caps);
     c->caps = NULL;
@@ -1255,6 +1240,8 @@ imap_conn_new_with_transport(struct transport *t, uv_loop_t *loop,
     c->s = *s;
     c->account = s->account ? xstrdup(s->account) : NULL;
     c->mailbox = s->mailbox ? xstrdup(s->mailbox) : NULL;
+    c->log.account = c->account;
+    c->log.mailbox = c->mailbox;
     c->host = s->host ? xstrdup(s->host) : NULL;
     c->tunnel = s->tunnel ? xstrdup(s->tunnel) : NULL;
     c->s.account = c->account;
@@ -1266,9 +1253,9 @@ imap_conn_new_with_transport(struct transport *t, uv_loop_t *loop,
     if (c->s.max_literal == 0)
         c->s.max_literal = DEFAULT_MAX_LITERAL;
     if (c->s.command_timeout_ms == 0)
-        c->s.command_timeout_ms = 60000;
+        c->s.command_timeout_ms = IMAP_CONN_DEFAULT_COMMAND_TIMEOUT_S * 1000;
     if (c->s.idle_refresh_ms == 0)
-        c->s.idle_refresh_ms = 10 * 60000;
+        c->s.idle_refresh_ms = IMAP_CONN_DEFAULT_IDLE_REFRESH_S * 1000;
     c->ev = ev;
     c->ev_arg = arg;
     list_init(&c->pending);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "errors.h"
 #include "imap_utf7.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct account {
     struct config *config;
     const struct config_account *acc;
     char *name;
+    struct log_ctx log;          /* the account name */
     struct tls_ctx *tls;
     char *tls_error;
     struct watcher **w;
@@ -57,21 +59,6 @@ struct account {
 static void poller_cycle(struct poller *p);
 static void poller_connect(struct poller *p);
 static void stop_one_done(struct account *a);
-
-static void
-alog(const struct account *a, enum log_level level, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
-static void
-alog(const struct account *a, enum log_level level, const char *fmt, ...)
-{
-    struct log_fields f = {.account = a->name};
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vmsg(level, &f, fmt, ap);
-    va_end(ap);
-}
 
 /* --- the poller ------------------------------------------------------------ */
 
@@ -337,13 +324,12 @@ p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
         return;
     }
     delay = auth ? a->acc->reconnect_max * 1000
-                 : a->acc->reconnect_min * 1000 << (p->failures < 10
-                                                        ? p->failures : 10);
-    if (delay > a->acc->reconnect_max * 1000)
-        delay = a->acc->reconnect_max * 1000;
+                 : backoff_delay_ms(p->failures, a->acc->reconnect_min * 1000,
+                                    a->acc->reconnect_max * 1000);
     p->failures++;
-    alog(a, LL_WARNING, "polling connection: %s; reconnecting in %.1fs", msg,
-         (double)delay / 1000.0);
+    log_ctx_msg(&a->log, LL_WARNING,
+                "polling connection: %s; reconnecting in %.1fs", msg,
+                (double)delay / 1000.0);
     set_shared_states(p, WATCHER_BACKOFF, msg);
     p->st = PS_BACKOFF;
     uv_timer_start(&p->timer, on_poll_timer, delay, 0);
@@ -454,6 +440,7 @@ account_new(const struct watcher_env *env, struct config *config,
     a->config = config_ref(config);
     a->acc = acc;
     a->name = xstrdup(acc->name);
+    a->log.account = a->name;
     uv_timer_init(env->session.loop, &a->stop_timer);
     a->stop_timer.data = a;
     if (acc->tunnel == NULL && acc->tls != CONFIG_TLS_NONE) {
@@ -472,7 +459,7 @@ account_new(const struct watcher_env *env, struct config *config,
         a->poller = poller_new(a);
     for (size_t i = 0; i < a->n; i++) {
         if (a->tls_error != NULL) {
-            alog(a, LL_ERROR, "%s", a->tls_error);
+            log_ctx_msg(&a->log, LL_ERROR, "%s", a->tls_error);
             watcher_set_shared_state(a->w[i], WATCHER_ERROR, a->tls_error);
         } else {
             watcher_start(a->w[i]);
@@ -515,7 +502,8 @@ account_update(struct account *a, struct config *config,
             a->w[kept++] = w;
             continue;
         }
-        alog(a, LL_INFO, "%s: no longer watched", watcher_mailbox(w));
+        log_ctx_msg(&a->log, LL_INFO,
+                    "%s: no longer watched", watcher_mailbox(w));
         if (a->poller != NULL && a->poller->current == w) {
             watcher_visit_abort(w, NULL);
             a->poller->current = NULL;
@@ -546,7 +534,8 @@ account_update(struct account *a, struct config *config,
         if (!have) {
             struct watcher *w = add_watcher(a, acc->mailboxes[k], true);
 
-            alog(a, LL_INFO, "%s: now watched", acc->mailboxes[k]);
+            log_ctx_msg(&a->log, LL_INFO,
+                        "%s: now watched", acc->mailboxes[k]);
             watcher_start(w);
         }
     }

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "buf.h"
+#include "imap_conn.h"
 #include "units.h"
 #include "util.h"
 
@@ -209,7 +210,7 @@ static const struct conn_field conn_fields[CK_COUNT] = {
     /* RFC 2177: servers may drop an IDLE after 30 minutes */
     [CK_IDLE_REFRESH] = {.name = "idle_refresh", .type = FT_DURATION,
                          .min = 1, .max = 29 * 60, .range = "1s-29m",
-                         .def = 10 * 60},
+                         .def = IMAP_CONN_DEFAULT_IDLE_REFRESH_S},
     [CK_MAX_CONNECTIONS] = {.name = "max_connections", .type = FT_INT,
                             .min = 1, .max = 1000, .range = "1-1000",
                             .def = 8},
@@ -222,7 +223,8 @@ static const struct conn_field conn_fields[CK_COUNT] = {
                                 .range = "at least 1s", .def = 3600},
     [CK_COMMAND_TIMEOUT] = {.name = "command_timeout", .type = FT_DURATION,
                             .min = 1, .max = UNITS_DURATION_MAX,
-                            .range = "at least 1s", .def = 60},
+                            .range = "at least 1s",
+                            .def = IMAP_CONN_DEFAULT_COMMAND_TIMEOUT_S},
     [CK_CONNECT_TIMEOUT] = {.name = "connect_timeout", .type = FT_DURATION,
                             .min = 1, .max = UNITS_DURATION_MAX,
                             .range = "at least 1s", .def = 30},

@@ -15,6 +15,7 @@ struct session {
     const struct config_account *acc;
     struct tls_ctx *tls;
     char *account, *mailbox;
+    struct log_ctx log;      /* account, mailbox */
     const struct session_events *ev;
     void *arg;
     struct gate_waiter gw;
@@ -28,21 +29,6 @@ struct session {
     int pending_err;
     char *pending_msg;
 };
-
-static void
-slog(const struct session *s, enum log_level level, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
-static void
-slog(const struct session *s, enum log_level level, const char *fmt, ...)
-{
-    struct log_fields f = {.account = s->account, .mailbox = s->mailbox};
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vmsg(level, &f, fmt, ap);
-    va_end(ap);
-}
 
 static void
 deliver_closed(struct session *s, int err, const char *msg, bool auth)
@@ -199,8 +185,9 @@ on_admitted(struct gate_waiter *gw, void *arg)
 
     (void)gw;
     if (cs.tls != IMAP_TLS_NONE && !a->tls_verify)
-        slog(s, LL_WARNING, "TLS certificate verification is disabled "
-                            "(tls_verify: false)");
+        log_ctx_msg(&s->log, LL_WARNING,
+                    "TLS certificate verification is disabled "
+                    "(tls_verify: false)");
     s->conn = imap_conn_new(s->env.pool, &cs, &conn_events, s);
 }
 
@@ -216,6 +203,8 @@ session_new(const struct session_env *env, const struct config_account *acc,
     s->tls = tls ? tls_ctx_ref(tls) : NULL;
     s->account = xstrdup(acc->name);
     s->mailbox = mailbox ? xstrdup(mailbox) : NULL;
+    s->log.account = s->account;
+    s->log.mailbox = s->mailbox;
     s->ev = ev;
     s->arg = arg;
     uv_timer_init(env->loop, &s->timer);

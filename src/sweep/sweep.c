@@ -79,6 +79,7 @@ struct sweep {
     struct sweep_params p;
     struct config *config;
     char *account, *mailbox;
+    struct log_ctx log;     /* account, mailbox */
     sweep_done_cb *cb;
     void *cb_arg;
     bool cancelled, detached;
@@ -130,26 +131,11 @@ static void start_searches(struct sweep *s);
 
 /* --- messages ------------------------------------------------------------ */
 
-static void
-slog(const struct sweep *s, enum log_level level, const struct srule *sr,
-     const char *action, uint32_t uid, const char *fmt, ...) PRINTF_LIKE(6, 7);
-
-static void
-slog(const struct sweep *s, enum log_level level, const struct srule *sr,
-     const char *action, uint32_t uid, const char *fmt, ...)
+/* The rule's name for a line about it (NULL: none). */
+static const char *
+rname(const struct srule *sr)
 {
-    struct log_fields f = {
-        .account = s->account,
-        .mailbox = s->mailbox,
-        .rule = sr ? sr->rule->name : NULL,
-        .action = action,
-        .uid = uid,
-    };
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vmsg(level, &f, fmt, ap);
-    va_end(ap);
+    return sr != NULL ? sr->rule->name : NULL;
 }
 
 static void
@@ -182,7 +168,7 @@ note(struct sweep *s, const char *text)
     }
     ARRAY_GROW(m->notes, m->cap_notes, m->n_notes + 1);
     m->notes[m->n_notes++] = xstrdup(text);
-    slog(s, LL_WARNING, NULL, NULL, 0, "%s", text);
+    log_ctx_msg(&s->log, LL_WARNING, "%s", text);
 }
 
 void
@@ -1069,10 +1055,11 @@ audit_set(struct sweep *s, struct srule *sr, const char *verb,
     if (uidset_empty(set))
         return;
     if (s->p.audit == CONFIG_AUDIT_COUNTS) {
-        slog(s, LL_INFO, sr, verb, 0, "%s: %s%s %llu message%s",
-             sr->rule->name, would ? "would " : "", verb,
-             (unsigned long long)uidset_count(set),
-             uidset_count(set) == 1 ? "" : "s");
+        log_ctx_action(&s->log, LL_INFO, rname(sr), verb, 0,
+                       "%s: %s%s %llu message%s", sr->rule->name,
+                       would ? "would " : "", verb,
+                       (unsigned long long)uidset_count(set),
+                       uidset_count(set) == 1 ? "" : "s");
         return;
     }
     for (size_t r = 0; r < set->n; r++) {
@@ -1093,9 +1080,10 @@ audit_set(struct sweep *s, struct srule *sr, const char *verb,
             append_quoted(&q, from);
             buf_append_str(&q, " subject ");
             append_quoted(&q, subj);
-            slog(s, LL_INFO, sr, verb, (uint32_t)u, "%s: %s%s uid %llu%s",
-                 sr->rule->name, would ? "would " : "", verb,
-                 (unsigned long long)u, buf_cstr(&q));
+            log_ctx_action(&s->log, LL_INFO, rname(sr), verb, (uint32_t)u,
+                           "%s: %s%s uid %llu%s", sr->rule->name,
+                           would ? "would " : "", verb,
+                           (unsigned long long)u, buf_cstr(&q));
             buf_free(&q);
         }
     }
@@ -1136,9 +1124,9 @@ batch_chunk_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         uidset_union(&b->retry, &req->chunk);
     } else if (r->status == IMAP_NO || r->status == IMAP_BAD) {
         b->failed = true;
-        slog(s, LL_ERROR, b->sr, b->verb, 0, "%s: %s refused: %s %s",
-             b->sr->rule->name, b->verb, imap_status_name(r->status),
-             r->text ? r->text : "");
+        log_ctx_action(&s->log, LL_ERROR, rname(b->sr), b->verb, 0,
+                       "%s: %s refused: %s %s", b->sr->rule->name, b->verb,
+                       imap_status_name(r->status), r->text ? r->text : "");
     } else {
         reply_ok(s, r, b->verb);
     }
@@ -1321,11 +1309,11 @@ static void
 after_revert(struct sweep *s, struct batch *b)
 {
     if (!uidset_empty(&b->ok))
-        slog(s, LL_NOTICE, b->sr, NULL, 0,
-             "%s: rules changed before the expunge: \\Deleted taken back "
-             "from %llu message%s", b->sr->rule->name,
-             (unsigned long long)uidset_count(&b->ok),
-             uidset_count(&b->ok) == 1 ? "" : "s");
+        log_ctx_action(&s->log, LL_NOTICE, rname(b->sr), NULL, 0,
+                       "%s: rules changed before the expunge: \\Deleted "
+                       "taken back from %llu message%s", b->sr->rule->name,
+                       (unsigned long long)uidset_count(&b->ok),
+                       uidset_count(&b->ok) == 1 ? "" : "s");
     s->reverting = false;
     act_next_rule(s);
 }
@@ -1391,8 +1379,8 @@ create_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 
     (void)c;
     if (r->status == IMAP_OK) {
-        slog(s, LL_NOTICE, b->sr, NULL, 0, "created mailbox \"%s\"",
-             s->trash);
+        log_ctx_action(&s->log, LL_NOTICE, rname(b->sr), NULL, 0,
+                       "created mailbox \"%s\"", s->trash);
     } else if (r->status != IMAP_NO) {
         reply_ok(s, r, "CREATE");
     }
@@ -1425,9 +1413,9 @@ after_move(struct sweep *s, struct batch *b)
     }
     if (!uidset_empty(&b->retry)) {
         b->failed = true;
-        slog(s, LL_ERROR, sr, NULL, 0,
-             "%s: target mailbox \"%s\" does not exist and could not be "
-             "created", sr->rule->name, s->trash);
+        log_ctx_action(&s->log, LL_ERROR, rname(sr), NULL, 0,
+                       "%s: target mailbox \"%s\" does not exist and could "
+                       "not be created", sr->rule->name, s->trash);
     }
     if (b->failed)
         sr->stat.failed = true;
@@ -1709,6 +1697,8 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
     s->account = xstrdup(p->account->name);
     s->mailbox = xstrdup(p->mailbox);
     s->p.mailbox = s->mailbox;
+    s->log.account = s->account;
+    s->log.mailbox = s->mailbox;
     if (s->p.max_set_len == 0)
         s->p.max_set_len = DEFAULT_SET_LEN;
     s->cb = cb;

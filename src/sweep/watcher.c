@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "errors.h"
 #include "log.h"
 #include "tls.h"
@@ -20,6 +21,7 @@ struct watcher {
     struct tls_ctx *tls;
     char *account;
     char *mailbox;
+    struct log_ctx log;         /* account, mailbox */
     const struct rule **rules;
     size_t n_rules;
     char *rules_canon;
@@ -84,21 +86,6 @@ static void failure(struct watcher *w, int err, const char *fmt, ...)
 /* --- small helpers ------------------------------------------------------ */
 
 static void
-wlog(const struct watcher *w, enum log_level level, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-
-static void
-wlog(const struct watcher *w, enum log_level level, const char *fmt, ...)
-{
-    struct log_fields f = {.account = w->account, .mailbox = w->mailbox};
-    va_list ap;
-
-    va_start(ap, fmt);
-    log_vmsg(level, &f, fmt, ap);
-    va_end(ap);
-}
-
-static void
 changed(struct watcher *w)
 {
     if (w->env->changed != NULL)
@@ -110,8 +97,8 @@ set_state(struct watcher *w, enum watcher_state st)
 {
     if (w->state == st)
         return;
-    wlog(w, LL_DEBUG, "%s -> %s", watcher_state_name(w->state),
-         watcher_state_name(st));
+    log_ctx_msg(&w->log, LL_DEBUG, "%s -> %s", watcher_state_name(w->state),
+                watcher_state_name(st));
     w->state = st;
     w->state_since = (uint64_t)time(NULL);
     changed(w);
@@ -381,17 +368,18 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
         } else {
             set_error(w, NULL);
         }
-        wlog(w, LL_DEBUG, "%s sweep done in %llu ms (UIDs up to %u)",
-             r->full ? "full" : "incremental",
-             (unsigned long long)r->duration_ms, r->uid_top);
+        log_ctx_msg(&w->log, LL_DEBUG,
+                    "%s sweep done in %llu ms (UIDs up to %u)",
+                    r->full ? "full" : "incremental",
+                    (unsigned long long)r->duration_ms, r->uid_top);
     } else if (r->err == ERR_CANCELLED) {
         w->want_full = true;  /* rules changed: sweep again under them */
     } else if (r->err == ERR_UIDVALIDITY) {
-        wlog(w, LL_NOTICE, "%s", r->msg);
+        log_ctx_msg(&w->log, LL_NOTICE, "%s", r->msg);
         w->need_reselect = true;
     } else if (w->conn != NULL &&
                imap_conn_state(w->conn) != IMAP_CONN_CLOSED) {
-        wlog(w, LL_ERROR, "sweep failed: %s", r->msg);
+        log_ctx_msg(&w->log, LL_ERROR, "sweep failed: %s", r->msg);
         set_error(w, r->msg);
         if (w->env->once)
             report_once(w, false);
@@ -453,7 +441,7 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
                               r->text ? r->text : "");
 
         if (w->visiting) {
-            wlog(w, LL_ERROR, "%s", msg);
+            log_ctx_msg(&w->log, LL_ERROR, "%s", msg);
             set_error(w, msg);
             free(msg);
             report_once(w, false);
@@ -465,9 +453,9 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         return;
     }
     if (w->uidvalidity != 0 && w->uidvalidity != mb->uidvalidity) {
-        wlog(w, LL_NOTICE,
-             "UIDVALIDITY changed from %u to %u: forgetting swept UIDs",
-             w->uidvalidity, mb->uidvalidity);
+        log_ctx_msg(&w->log, LL_NOTICE,
+                    "UIDVALIDITY changed from %u to %u: forgetting swept UIDs",
+                    w->uidvalidity, mb->uidvalidity);
         w->uid_swept = 0;
         w->swept_once = false;
     }
@@ -544,7 +532,7 @@ handle_event(struct watcher *w, const struct imap_response *r)
         uint32_t v;
 
         if (imap_arg_get_u32(r->code_args, &v) && v != w->uidvalidity) {
-            wlog(w, LL_NOTICE, "UIDVALIDITY changed to %u", v);
+            log_ctx_msg(&w->log, LL_NOTICE, "UIDVALIDITY changed to %u", v);
             w->need_reselect = true;
             if (w->sweep != NULL)
                 sweep_cancel(w->sweep);
@@ -556,8 +544,9 @@ handle_event(struct watcher *w, const struct imap_response *r)
     if ((r->cond == IMAP_COND_NO || r->cond == IMAP_COND_BAD) &&
         w->state == WATCHER_IDLE) {
         /* e.g. Dovecot when the mailbox was deleted and re-created */
-        wlog(w, LL_NOTICE, "server said %s while idle: %s; selecting again",
-             r->cond == IMAP_COND_NO ? "NO" : "BAD", r->text);
+        log_ctx_msg(&w->log, LL_NOTICE,
+                    "server said %s while idle: %s; selecting again",
+                    r->cond == IMAP_COND_NO ? "NO" : "BAD", r->text);
         reselect(w);
     }
 }
@@ -640,29 +629,17 @@ failure(struct watcher *w, int err, const char *fmt, ...)
     if (err == ERR_AUTH || err == ERR_SECRET)
         w->auth_failed = true;
     if (w->env->once) {
-        wlog(w, LL_ERROR, "%s", msg);
+        log_ctx_msg(&w->log, LL_ERROR, "%s", msg);
         set_state(w, WATCHER_ERROR);
         report_once(w, false);
         free(msg);
         return;
     }
-    if (w->auth_failed) {
-        delay = max;
-    } else {
-        delay = min;
-        for (unsigned i = 0; i < w->failures && delay < max; i++)
-            delay *= 2;
-        if (delay > max)
-            delay = max;
-        /* jitter: anywhere in [delay/2, delay], never below the minimum */
-        delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
-        if (delay < min)
-            delay = min;
-    }
+    delay = w->auth_failed ? max : backoff_delay_ms(w->failures, min, max);
     w->failures++;
     w->reconnects++;
-    wlog(w, LL_WARNING, "%s; reconnecting in %.1fs", msg,
-         (double)delay / 1000.0);
+    log_ctx_msg(&w->log, LL_WARNING, "%s; reconnecting in %.1fs", msg,
+                (double)delay / 1000.0);
     free(msg);
     set_state(w, WATCHER_BACKOFF);
     timer_set(w, T_BACKOFF, delay);
@@ -683,6 +660,8 @@ watcher_new(const struct watcher_env *env, struct config *config,
     w->tls = tls ? tls_ctx_ref(tls) : NULL;
     w->account = xstrdup(account->name);
     w->mailbox = xstrdup(mailbox);
+    w->log.account = w->account;
+    w->log.mailbox = w->mailbox;
     w->shared = shared;
     w->state = shared ? WATCHER_POLLING : WATCHER_CONNECTING;
     w->state_since = (uint64_t)time(NULL);
@@ -773,7 +752,7 @@ watcher_update(struct watcher *w, struct config *config,
     free(old);
     if (!rules_changed)
         return;
-    wlog(w, LL_INFO, "rules changed: sweeping again");
+    log_ctx_msg(&w->log, LL_INFO, "rules changed: sweeping again");
     if (w->sweep != NULL) {
         sweep_cancel(w->sweep); /* nothing more acted on under old rules */
         w->want_full = true;

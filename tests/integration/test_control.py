@@ -1,4 +1,4 @@
-"""The control socket (SPEC section 8) and imapsweepctl, against a running
+"""The control socket and imapsweepctl, against a running
 imapsweepd watching a real Dovecot.
 
 Every effect on a mailbox is checked with the independent imaplib oracle;

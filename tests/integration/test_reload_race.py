@@ -1,6 +1,6 @@
 """A reload in the middle of a sweep.
 
-SPEC 7 and issue 5: a reload during a sweep must not act on a set computed
+A reload during a sweep must not act on a set computed
 under the old rules once the new ones are in force. The scripted server
 holds the reply to the sweep's UID STORE open; the rules change meanwhile.
 The messages the old rule had flagged \\Deleted must not be expunged, and

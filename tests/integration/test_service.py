@@ -1,4 +1,4 @@
-"""imapsweepd as a service (SPEC sections 3, 7 and 9): sd_notify as systemd
+"""imapsweepd as a service: sd_notify as systemd
 would see it, socket activation, reload by SIGHUP and over the control
 socket, SIGTERM/SIGINT, and --check-config.
 

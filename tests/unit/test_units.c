@@ -1,12 +1,14 @@
-/* Durations and sizes. */
+/* Durations, sizes and the reconnect backoff. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
+#include "backoff.h"
 #include "units.h"
 
 static void
@@ -92,6 +94,38 @@ test_sizes(void **state)
     assert_int_equal(v, 5);
 }
 
+/* Exponential from min, capped, jittered within [delay/2, delay] but never
+ * below min: checked over many draws at every step. */
+static void
+test_backoff(void **state)
+{
+    (void)state;
+    srand(7);
+    for (unsigned f = 0; f < 40; f++) {
+        uint64_t full = 1000;
+        uint64_t lo_seen = UINT64_MAX, hi_seen = 0;
+
+        for (unsigned i = 0; i < f && full < 300000; i++)
+            full *= 2;
+        if (full > 300000)
+            full = 300000;
+        for (int k = 0; k < 2000; k++) {
+            uint64_t d = backoff_delay_ms(f, 1000, 300000);
+
+            assert_true(d >= 1000);
+            assert_true(d <= full);
+            assert_true(d >= full / 2);
+            lo_seen = d < lo_seen ? d : lo_seen;
+            hi_seen = d > hi_seen ? d : hi_seen;
+        }
+        if (full >= 4000)  /* the jitter really spreads the delays */
+            assert_true(hi_seen - lo_seen > full / 4);
+    }
+    /* max below min: min wins; min 0 stays 0 */
+    assert_int_equal(backoff_delay_ms(5, 2000, 1000), 2000);
+    assert_int_equal(backoff_delay_ms(3, 0, 0), 0);
+}
+
 int
 main(void)
 {
@@ -99,6 +133,7 @@ main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_bad_durations),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_backoff),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

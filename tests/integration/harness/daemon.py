@@ -4,7 +4,7 @@ for systemd's notification socket, and Dovecot's view of IMAP sessions.
 - ``config_text(...)`` and ``dovecot_account(...)`` come from ``sweepd``
   (one config writer for every test); the account here is named and reads
   its password from a file.
-- ``Control(path)`` is a client of the control socket (SPEC section 8): one
+- ``Control(path)`` is a client of the control socket: one
   request line out, one JSON line back, on one connection.
 - ``NotifySocket`` plays systemd: a datagram socket for NOTIFY_SOCKET whose
   messages a thread collects with their arrival time.
