@@ -415,6 +415,14 @@ class Imap:
             out.append((set(attrs.group(1).decode().split()) if attrs else set(), name))
         return out
 
+    def namespace(self) -> tuple[str, str]:
+        """(prefix, separator) of the first personal namespace (NAMESPACE, RFC 2342)."""
+        data = self._ok(self.conn.namespace(), "NAMESPACE")
+        m = re.match(rb'\(\("((?:[^"\\]|\\.)*)" (?:"((?:[^"\\]|\\.)*)"|NIL)', data[0] or b"")
+        if not m:
+            raise ImapError(f"no personal namespace in {data!r}")
+        return m.group(1).decode(), (m.group(2) or b"").decode()
+
     def special_use(self, use: str = "\\Trash") -> str | None:
         """Name of the mailbox with SPECIAL-USE attribute ``use``."""
         return next((name for attrs, name in self.list() if use in attrs), None)
@@ -438,6 +446,11 @@ class Imap:
 
     def create_mailbox(self, mailbox: str) -> None:
         self._ok(self.conn.create(quote_mailbox(mailbox)), f"CREATE {mailbox}")
+
+    def create_special_use(self, mailbox: str, use: str) -> None:
+        """CREATE mailbox (USE (use)): RFC 6154 CREATE-SPECIAL-USE."""
+        res = self.conn._simple_command("CREATE", quote_mailbox(mailbox), f"(USE ({use}))")  # noqa: SLF001
+        self._ok(res, f"CREATE {mailbox} (USE ({use}))")
 
     def delete_mailbox(self, mailbox: str) -> None:
         if self.conn.state == "SELECTED":
