@@ -29,6 +29,7 @@ couriertcpd listeners in a namespace of its own (``harness.nsserver``):
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ class Courier(NamespacedServer):
 
     def maildir(self, user: int | str = 1) -> Path:
         return self.home(user) / "Maildir"
+
+    def remove_folder(self, user: int | str, name: str) -> None:
+        """Remove the folder ``INBOX.name`` from disk (Courier refuses to DELETE its Trash over IMAP)."""
+        shutil.rmtree(self.maildir(user) / f".{name}")
 
     # -- files -------------------------------------------------------------
     def _prepare_files(self) -> None:

@@ -436,6 +436,11 @@ class Imap:
         date: datetime | float | None = None,
     ) -> int:
         """APPEND and return the new UID (from APPENDUID, UIDPLUS)."""
+        if self.conn.state == "SELECTED":
+            # Courier refuses APPEND to the mailbox this session has
+            # EXAMINEd ("Current box is selected READ-ONLY"); CLOSE after
+            # EXAMINE changes nothing (UNSELECT is not offered everywhere)
+            self.conn.close()
         flag_str = f"({' '.join(flags)})" if flags else None
         date_str = imaplib.Time2Internaldate(date) if date is not None else None
         data = self._ok(self.conn.append(quote_mailbox(mailbox), flag_str, date_str, msg), "APPEND")

@@ -242,6 +242,9 @@ class NamespacedServer:
                 ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
                  "python3", "-I", str(NSINIT), str(spec_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_kill_with_parent,
+                # a session of its own: Courier signals its process group
+                # (kill(0, SIGTERM)) when it stops, which would reach the tests
+                start_new_session=True,
             )  # fmt: skip
         try:
             self._wait_ready()
