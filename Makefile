@@ -41,7 +41,7 @@ TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all clean check unit unit-san lint deps demo fuzz install \
-        integration check-config-example systemd-check bench bench-quick
+        integration interop check-config-example systemd-check bench bench-quick
 
 all: $(BUILD)/imapsweepd $(BUILD)/imapsweepctl
 
@@ -101,6 +101,16 @@ check-config-example: $(BUILD)/imapsweepd
 
 integration: all tools
 	$(PYTHON) tests/integration/run.py
+
+# imapsweepd against Dovecot, Cyrus 3.6 (both namespace modes) and
+# Courier-IMAP 5.0. Cyrus and Courier conflict with dovecot-imapd, so
+# scripts/interop-servers unpacks them (once) into build/interop-servers and
+# the tests run each in a private mount+PID namespace (root needed). Not part
+# of `check` yet. The tests of known daemon defects are left out:
+# tests/integration/pending_interop_defects.py (run.py -m to run them).
+interop: all tools
+	scripts/interop-servers >/dev/null
+	$(PYTHON) tests/integration/run.py -m test_interop
 
 systemd-check:
 	@scripts/systemd-check

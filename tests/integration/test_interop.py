@@ -3,7 +3,8 @@ modes, Courier-IMAP 5.0 (harness.interop).
 
 Each case is written once and runs per server (classes ``InteropDovecot``,
 ``InteropCyrus``, ``InteropCyrusAlt``, ``InteropCourier``; ``-k Courier``
-runs one server).  Every effect is checked with the independent oracle
+runs one server); ``PollingIdle`` runs against the two servers whose IDLE
+only polls.  Every effect is checked with the independent oracle
 (harness.mail.Imap: EXAMINE and BODY.PEEK only), never with the daemon's
 own report alone; every case also checks that mail that does not match
 stays where it was and that nothing gained \\Seen.  Folder names are built
@@ -25,7 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness.interop import ServerCase, for_each_server, load_tests_without_mixins  # noqa: E402
+from harness.interop import (  # noqa: E402
+    POLLING_IDLE_S,
+    POLLING_SERVERS,
+    ServerCase,
+    for_each_server,
+    load_tests_without_mixins,
+)
 from harness.mail import Imap, RawConn, cron_mail, ordinary_mail  # noqa: E402
 from harness.sweepd import run_once  # noqa: E402
 from harness.wait import wait_for  # noqa: E402
@@ -75,10 +82,6 @@ class Interop(ServerCase):
         if expect_rc is not None:
             self.assertEqual(r.returncode, expect_rc, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}")
         return r
-
-    def assert_unseen(self, im: Imap, *mailboxes: str) -> None:
-        for mb in mailboxes or ("INBOX",):
-            self.assertEqual(im.seen(mb), set(), f"{mb}: a message gained \\Seen")
 
     def assert_only_ordinary(self, im: Imap, n: int = 3, mailbox: str = "INBOX") -> None:
         self.assertEqual(message_ids(im, mailbox), mail_ids(*range(n)), f"{mailbox} after the sweep")
@@ -287,7 +290,34 @@ class Interop(ServerCase):
         self.assert_unseen(im)
 
 
+class PollingIdle(ServerCase):
+    """Servers whose IDLE only polls (Courier's default, Cyrus without idled)."""
+
+    users = 3
+
+    def test_daemon_acts_at_the_servers_poll(self) -> None:
+        """Mail is swept when the server's poll finds it: not pushed (so the
+        harness's switch works), and not lost."""
+        user = self.take_user()
+        im = self.oracle(user)
+        cfg = self.config()
+        cfg.account("a", self.account(user))
+        cfg.rule("cron", CRON, "delete")
+        d = self.daemon(cfg)
+        d.wait_ready(states=("idle",))
+        keep = im.append("INBOX", ordinary_mail(1))
+        uid = im.append("INBOX", cron_mail(1))
+        t0 = time.monotonic()
+        wait_for(lambda: uid not in im.uids(), POLLING_IDLE_S + 5, interval=0.05, what="cron mail gone")
+        took = time.monotonic() - t0
+        print(f"{self.server_name}: append -> gone {took:.2f} s (the server polls every {POLLING_IDLE_S} s)")
+        self.assertGreater(took, 1.0, "gone at once: the server pushed, so it is not a polling server")
+        self.assertEqual(im.uids(), [keep])
+        self.assert_unseen(im)
+
+
 globals().update(for_each_server(Interop))
+globals().update(for_each_server(PollingIdle, POLLING_SERVERS))
 load_tests = load_tests_without_mixins(globals())
 
 if __name__ == "__main__":

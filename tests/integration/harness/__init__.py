@@ -1,6 +1,10 @@
 """Integration-test harness for imapsweep (Python 3 standard library only).
 
 - ``dovecot``: a throwaway Dovecot on loopback (``Dovecot``)
+- ``pki``: the test CA and certificates (``TestPKI``)
+- ``cyrus``, ``courier``: Cyrus IMAP and Courier-IMAP, unpacked beside
+  Dovecot and run in a private namespace (``nsserver``, ``nsinit``)
+- ``interop``: one test class per server (``ServerCase``, ``for_each_server``)
 - ``mail``: message builders, the imaplib-based oracle ``Imap``, ``RawConn``, ``bulk_fill``
 - ``wait``: ``wait_for`` (poll with a deadline), free ports, ``Proc`` (daemon under test)
 - ``fakeimap``: drive tests/fakeimap/fakeimap.py (``FakeImap``)

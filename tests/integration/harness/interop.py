@@ -24,13 +24,18 @@ The servers (``SERVERS``):
 ``Courier``   Courier-IMAP 5.0, enhanced IDLE: ``INBOX.``, ``.``, no
               SPECIAL-USE, no MOVE
 ============  ==========================================================
+
+and, only where a test names them (``POLLING_SERVERS``), ``CourierPolling``
+(Debian's default IMAP_ENHANCEDIDLE=0) and ``CyrusPolling`` (no idled),
+whose IDLE only polls, every ``POLLING_IDLE_S`` seconds here.
+$IMAPSWEEP_INTEROP_SERVERS (e.g. ``Cyrus,Courier``) narrows the default set.
 """
 
 from __future__ import annotations
 
 import os
 import unittest
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from .mail import Imap
 from .sweepd import SweepConfig, Sweepd, dovecot_account
@@ -63,13 +68,35 @@ def _courier(users: int) -> Any:
     return Courier(users=users)
 
 
-SERVERS.update({"Dovecot": _dovecot, "Cyrus": _cyrus, "CyrusAlt": _cyrus_alt, "Courier": _courier})
+def _courier_polling(users: int) -> Any:
+    from .courier import Courier
+
+    return Courier(users=users, enhanced_idle=False, idle_timeout=POLLING_IDLE_S)
+
+
+def _cyrus_polling(users: int) -> Any:
+    from .cyrus import Cyrus
+
+    return Cyrus(users=users, idled=False, idle_poll=POLLING_IDLE_S)
+
+
+#: How often the servers whose IDLE only polls look for changes (60 s by
+#: default on both; shorter here so that a test takes seconds).
+POLLING_IDLE_S = 5
+
+SERVERS.update({"Dovecot": _dovecot, "Cyrus": _cyrus, "CyrusAlt": _cyrus_alt, "Courier": _courier,
+                "CourierPolling": _courier_polling, "CyrusPolling": _cyrus_polling})  # fmt: skip
+#: The servers every interop case runs against (the polling ones only where named).
+DEFAULT_SERVERS = ("Dovecot", "Cyrus", "CyrusAlt", "Courier")
+#: Servers whose IDLE polls every POLLING_IDLE_S: Courier with Debian's
+#: IMAP_ENHANCEDIDLE=0, Cyrus without idled.
+POLLING_SERVERS = ("CourierPolling", "CyrusPolling")
 
 
 def selected_servers() -> list[str]:
-    """The server names to run: $IMAPSWEEP_INTEROP_SERVERS (comma-separated) or all."""
+    """The server names to run: $IMAPSWEEP_INTEROP_SERVERS (comma-separated) or DEFAULT_SERVERS."""
     env = os.environ.get("IMAPSWEEP_INTEROP_SERVERS", "")
-    names = [n.strip() for n in env.split(",") if n.strip()] or list(SERVERS)
+    names = [n.strip() for n in env.split(",") if n.strip()] or list(DEFAULT_SERVERS)
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         raise AssertionError(f"unknown server(s) {unknown} in IMAPSWEEP_INTEROP_SERVERS; known: {list(SERVERS)}")
@@ -143,6 +170,11 @@ class ServerCase(unittest.TestCase):
     def has(self, capability: str) -> bool:
         return capability.upper() in {c.upper() for c in self.capabilities}
 
+    def assert_unseen(self, im: Imap, *mailboxes: str) -> None:
+        """No message in ``mailboxes`` (default INBOX) carries \\Seen."""
+        for mb in mailboxes or ("INBOX",):
+            self.assertEqual(im.seen(mb), set(), f"{mb}: a message gained \\Seen")
+
     def oracle(self, user: int, mode: str = "plain") -> Imap:
         """The independent imaplib client for ``user``, logged out after the test."""
         im = self.server.imap(user, mode=mode)
@@ -173,8 +205,8 @@ class ServerCase(unittest.TestCase):
             print(f"--- {self.server_name} log tail ---\n{self.server.log_tail(40)}")
 
 
-def for_each_server(mixin: type, names: list[str] | None = None) -> dict[str, type]:
-    """{MixinServer: class} for each selected server (or ``names``)."""
+def for_each_server(mixin: type, names: Sequence[str] | None = None) -> dict[str, type]:
+    """{MixinServer: class} for each selected server (or each of ``names``)."""
     out = {}
     for name in names or selected_servers():
         cls_name = f"{mixin.__name__}{name}"
@@ -196,5 +228,5 @@ def load_tests_without_mixins(module_globals: dict[str, Any]) -> Callable[..., u
     return load_tests
 
 
-__all__ = ["SERVERS", "ServerCase", "account", "for_each_server", "load_tests_without_mixins", "selected_servers",
+__all__ = ["DEFAULT_SERVERS", "POLLING_IDLE_S", "POLLING_SERVERS", "SERVERS", "ServerCase", "account", "for_each_server", "load_tests_without_mixins", "selected_servers",
            "servers"]  # fmt: skip
