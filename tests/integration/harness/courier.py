@@ -45,8 +45,6 @@ class Courier(NamespacedServer):
     """A private Courier-IMAP instance (context manager); see the module docstring."""
 
     kind = "courier"
-    separator = "."
-    personal_prefix = "INBOX."
 
     def __init__(self, users: int = 3, *, enhanced_idle: bool = True, idle_timeout: int = 60,
                  extra_env: dict[str, str] | None = None) -> None:  # fmt: skip
@@ -55,7 +53,6 @@ class Courier(NamespacedServer):
         self.idle_timeout = idle_timeout
         self.extra_env = dict(extra_env or {})
         self.courier_dir = self.base / "courier"
-        self.kind_name = "courier" if enhanced_idle else "courier-polling"
         # imapd looks its user up (gamin names its socket after it)
         self.system_users = (("courier", COURIER_UID, COURIER_GID, "/var/lib/courier"),
                              *((u.name, u.uid, u.uid, str(self.home(u.name))) for u in self.users))  # fmt: skip

@@ -48,14 +48,15 @@ class Cyrus(NamespacedServer):
         self.idle_poll = idle_poll
         self.extra_config = extra_config
         self.cyrus_dir = self.base / "cyrus"
-        self.kind_name = "cyrus-alt" if altnamespace else "cyrus"
 
     @property
     def separator(self) -> str:
+        """The hierarchy separator this instance is configured for (the tests ask NAMESPACE)."""
         return "/" if self.altnamespace else "."
 
     @property
     def personal_prefix(self) -> str:
+        """The personal namespace prefix this instance is configured for."""
         return "" if self.altnamespace else "INBOX."
 
     # -- files -------------------------------------------------------------

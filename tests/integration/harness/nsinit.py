@@ -141,8 +141,6 @@ def main() -> int:
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out)  # fmt: skip
         out.close()
         services[proc.pid] = svc["name"]
-    with open(spec["started"], "w") as f:
-        f.write(" ".join(map(str, services)) + "\n")
 
     status = 0
     try:

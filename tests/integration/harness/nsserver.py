@@ -231,10 +231,8 @@ class NamespacedServer:
         if not self._prepared:
             self._prepare()
         first = not self._started_once
-        started = self.base / "started"
-        started.unlink(missing_ok=True)
-        spec = {"mounts": self._mounts(), "dev": True, "syslog": str(self.syslog_path),
-                "started": str(started), "grace": 5, **self._spec(first)}  # fmt: skip
+        spec = {"mounts": self._mounts(), "dev": True, "syslog": str(self.syslog_path), "grace": 5,
+                **self._spec(first)}  # fmt: skip
         spec_path = self.base / "nsinit.json"
         spec_path.write_text(json.dumps(spec, indent=1))
         with open(self.base / "nsinit.log", "ab") as log:
