@@ -35,7 +35,7 @@ enum phase {
 };
 
 /* What was fetched for one message. */
-struct msgrec {
+struct sweep_msg {
     uint32_t uid;
     bool has_headers, has_md5, has_sha256, has_date;
     struct mime_fields headers;
@@ -44,7 +44,13 @@ struct msgrec {
     int64_t internaldate;
 };
 
-struct srule {
+/* The records of one sweep, sorted by UID. */
+struct sweep_store {
+    struct sweep_msg *msgs;
+    size_t n, cap;
+};
+
+struct sweep_rule {
     const struct rule *rule;
     struct rule_plan *plan;
     bool global;            /* needs every match in the mailbox */
@@ -64,7 +70,7 @@ struct batch;
 typedef void batch_next_fn(struct sweep *s, struct batch *b);
 
 struct batch {
-    struct srule *sr;
+    struct sweep_rule *sr;
     const char *verb;       /* for messages */
     struct uidset todo;     /* what the step covers */
     struct uidset ok;       /* chunks the server accepted */
@@ -90,16 +96,14 @@ struct sweep {
     bool full;
     uint32_t uid_lo, uid_top;
     bool esearch, uidplus, move, gmail;
-    struct srule *rules;
+    struct sweep_rule *rules;
     size_t n_rules;
     /* searches waiting to be sent: all at once with ESEARCH, else one at
      * a time (RFC 3501 5.5: SEARCH results cannot be told apart) */
     struct queued_search *searchq;
     size_t n_searchq, cap_searchq, searchq_next;
     unsigned searches_inflight;
-    /* fetched data, sorted by UID */
-    struct msgrec *msgs;
-    size_t n_msgs, cap_msgs;
+    struct sweep_store store;   /* fetched data */
     /* body digests being streamed, by stream id within a response */
     struct digest *streams[MAX_STREAMS];
     unsigned char stream_md5[MAX_STREAMS][16];
@@ -125,6 +129,8 @@ struct queued_search {
 };
 
 static void advance(struct sweep *s);
+static void sweep_store_free(struct sweep_store *st);
+static void sweep_rules_free(struct sweep_rule *rules, size_t n);
 static void act_next_rule(struct sweep *s);
 static void pump_searches(struct sweep *s);
 static void start_searches(struct sweep *s);
@@ -133,7 +139,7 @@ static void start_searches(struct sweep *s);
 
 /* The rule's name for a line about it (NULL: none). */
 static const char *
-rname(const struct srule *sr)
+rname(const struct sweep_rule *sr)
 {
     return sr != NULL ? sr->rule->name : NULL;
 }
@@ -186,22 +192,8 @@ sweep_memo_free(struct sweep_memo *m)
 static void
 sweep_free(struct sweep *s)
 {
-    for (size_t i = 0; i < s->n_rules; i++) {
-        struct srule *sr = &s->rules[i];
-
-        uidset_free(&sr->found);
-        uidset_free(&sr->lacking);
-        uidset_free(&sr->final);
-        if (sr->aux != NULL) {
-            for (size_t k = 0; k < rule_plan_aux_count(sr->plan); k++)
-                uidset_free(&sr->aux[k]);
-            free(sr->aux);
-        }
-        /* last: the aux count above comes from the plan */
-        rule_plan_free(sr->plan);
-    }
-    for (size_t i = 0; i < s->n_msgs; i++)
-        mime_fields_free(&s->msgs[i].headers);
+    sweep_rules_free(s->rules, s->n_rules);
+    sweep_store_free(&s->store);
     for (size_t i = 0; i < MAX_STREAMS; i++)
         digest_free(s->streams[i]);
     for (size_t i = s->searchq_next; i < s->n_searchq; i++)
@@ -209,8 +201,6 @@ sweep_free(struct sweep *s)
     free(s->searchq);
     if (s->batch != NULL)
         batch_free(s->batch);
-    free(s->msgs);
-    free(s->rules);
     free(s->stats);
     free(s->trash);
     free(s->msg);
@@ -471,7 +461,7 @@ pump_searches(struct sweep *s)
 }
 
 static void
-search_rule(struct sweep *s, struct srule *sr)
+search_rule(struct sweep *s, struct sweep_rule *sr)
 {
     struct imap_build *b = imap_conn_build(s->p.conn);
     uint32_t lo = sr->global || sr->claim_all ? 1 : s->uid_lo;
@@ -495,39 +485,48 @@ start_searches(struct sweep *s)
 static int
 cmp_uid(const void *a, const void *b)
 {
-    uint32_t x = ((const struct msgrec *)a)->uid;
-    uint32_t y = ((const struct msgrec *)b)->uid;
+    uint32_t x = ((const struct sweep_msg *)a)->uid;
+    uint32_t y = ((const struct sweep_msg *)b)->uid;
 
     return x < y ? -1 : x > y;
 }
 
-static struct msgrec *
-find_msg(struct sweep *s, uint32_t uid)
+static void
+sweep_store_free(struct sweep_store *st)
 {
-    struct msgrec key = {.uid = uid};
+    for (size_t i = 0; i < st->n; i++)
+        mime_fields_free(&st->msgs[i].headers);
+    free(st->msgs);
+    memset(st, 0, sizeof(*st));
+}
 
-    if (s->n_msgs == 0)
+static struct sweep_msg *
+sweep_store_find(const struct sweep_store *st, uint32_t uid)
+{
+    struct sweep_msg key = {.uid = uid};
+
+    if (st->n == 0)
         return NULL;
-    return bsearch(&key, s->msgs, s->n_msgs, sizeof(*s->msgs), cmp_uid);
+    return bsearch(&key, st->msgs, st->n, sizeof(*st->msgs), cmp_uid);
 }
 
 /* Make sure every UID of set has a record (kept sorted). */
 static void
-add_msgs(struct sweep *s, const struct uidset *set)
+sweep_store_add(struct sweep_store *st, const struct uidset *set)
 {
-    size_t before = s->n_msgs;
+    size_t before = st->n;
 
     for (size_t i = 0; i < set->n; i++) {
         for (uint64_t u = set->r[i].lo; u <= set->r[i].hi; u++) {
-            if (before > 0 && find_msg(s, (uint32_t)u) != NULL)
+            if (before > 0 && sweep_store_find(st, (uint32_t)u) != NULL)
                 continue;
-            ARRAY_GROW(s->msgs, s->cap_msgs, s->n_msgs + 1);
-            memset(&s->msgs[s->n_msgs], 0, sizeof(*s->msgs));
-            s->msgs[s->n_msgs++].uid = (uint32_t)u;
+            ARRAY_GROW(st->msgs, st->cap, st->n + 1);
+            memset(&st->msgs[st->n], 0, sizeof(*st->msgs));
+            st->msgs[st->n++].uid = (uint32_t)u;
         }
     }
-    if (s->n_msgs != before)
-        qsort(s->msgs, s->n_msgs, sizeof(*s->msgs), cmp_uid);
+    if (st->n != before)
+        qsort(st->msgs, st->n, sizeof(*st->msgs), cmp_uid);
 }
 
 static bool
@@ -569,7 +568,7 @@ fetch_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
 {
     struct sweep *s = arg;
     const struct imap_arg *a;
-    struct msgrec *m = NULL;
+    struct sweep_msg *m = NULL;
     uint32_t uid = 0;
 
     (void)c;
@@ -580,7 +579,7 @@ fetch_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
         if (imap_arg_is_atom(a, "UID"))
             imap_arg_get_u32(a->next, &uid);
     }
-    if (uid == 0 || (m = find_msg(s, uid)) == NULL)
+    if (uid == 0 || (m = sweep_store_find(&s->store, uid)) == NULL)
         return false; /* not ours: flag updates go to the owner */
     for (a = r->args->list; a != NULL && a->next != NULL; a = a->next->next) {
         const struct imap_arg *v = a->next;
@@ -745,7 +744,7 @@ start_prep(struct sweep *s)
     uidset_init(&hdr_set);
     uidset_init(&body_set);
     for (size_t i = 0; i < s->n_rules; i++) {
-        struct srule *sr = &s->rules[i];
+        struct sweep_rule *sr = &s->rules[i];
         unsigned needs = rule_plan_needs(sr->plan);
         size_t n_aux = rule_plan_aux_count(sr->plan);
 
@@ -809,12 +808,12 @@ start_prep(struct sweep *s)
     if (!uidset_empty(&hdr_set) && !stopped(s)) {
         char *items = header_items(names, n_names, date);
 
-        add_msgs(s, &hdr_set);
+        sweep_store_add(&s->store, &hdr_set);
         submit_fetches(s, &hdr_set, items, false);
         free(items);
     }
     if (!uidset_empty(&body_set) && !stopped(s)) {
-        add_msgs(s, &body_set);
+        sweep_store_add(&s->store, &body_set);
         submit_fetches(s, &body_set, "(UID BODY.PEEK[TEXT])", true);
     }
     pump_searches(s);
@@ -825,8 +824,83 @@ start_prep(struct sweep *s)
 
 /* --- phase 4: evaluation -------------------------------------------------- */
 
+static struct sweep_rule *
+sweep_rules_new(const struct rule *const *src, size_t n,
+                const struct rule_caps *caps, time_t now, bool force_dry,
+                bool default_dry)
+{
+    struct sweep_rule *rules = xcalloc(n ? n : 1, sizeof(*rules));
+
+    for (size_t i = 0; i < n; i++) {
+        struct sweep_rule *sr = &rules[i];
+        size_t n_aux;
+
+        sr->rule = src[i];
+        sr->plan = rule_plan_new(sr->rule, caps, now);
+        sr->global = sr->rule->keep_newest > 0 ||
+                     rule_plan_duplicate(sr->plan) != RULE_DUP_NONE;
+        /* --dry-run wins; then the rule's own setting; then the daemon's */
+        sr->dry = force_dry || sr->rule->dry_run == 1 ||
+                  (sr->rule->dry_run == -1 && default_dry);
+        uidset_init(&sr->found);
+        uidset_init(&sr->lacking);
+        uidset_init(&sr->final);
+        n_aux = rule_plan_aux_count(sr->plan);
+        sr->aux = n_aux ? xcalloc(n_aux, sizeof(*sr->aux)) : NULL;
+        sr->stat.rule = sr->rule->name;
+        sr->stat.action = sr->rule->action;
+        sr->stat.dry = sr->dry;
+    }
+    /* In an incremental sweep a global rule sees old mail: the rules
+     * before it must claim their old matches too, or it would act on
+     * messages that an earlier rule decided on (flagged, kept, previewed) */
+    for (size_t i = n; i-- > 0;) {
+        if (rules[i].global) {
+            for (size_t k = 0; k < i; k++)
+                rules[k].claim_all = !rules[k].global;
+            break;
+        }
+    }
+    return rules;
+}
+
 static void
-msg_view(const struct msgrec *m, struct rule_header *hv, struct rule_msg *v)
+sweep_rules_free(struct sweep_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sweep_rule *sr = &rules[i];
+
+        uidset_free(&sr->found);
+        uidset_free(&sr->lacking);
+        uidset_free(&sr->final);
+        if (sr->aux != NULL) {
+            for (size_t k = 0; k < rule_plan_aux_count(sr->plan); k++)
+                uidset_free(&sr->aux[k]);
+            free(sr->aux);
+        }
+        /* last: the aux count above comes from the plan */
+        rule_plan_free(sr->plan);
+    }
+    free(rules);
+}
+
+/* lo:* also finds mail that arrived after the FETCH: that is the next
+ * sweep's. Every rule acts within [lo, top] only; global rules and the
+ * rules before them searched from 1. */
+static void
+sweep_eval_clip_found(struct sweep_rule *rules, size_t n, uint32_t uid_lo,
+                      uint32_t uid_top)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sweep_rule *sr = &rules[i];
+
+        uidset_clip(&sr->found, sr->global || sr->claim_all ? 1 : uid_lo,
+                    uid_top);
+    }
+}
+
+static void
+msg_view(const struct sweep_msg *m, struct rule_header *hv, struct rule_msg *v)
 {
     memset(v, 0, sizeof(*v));
     v->uid = m->uid;
@@ -863,7 +937,8 @@ cmp_dupkey(const void *a, const void *b)
 /* Keep the oldest (lowest UID) of each group of equal keys; the others
  * are the matches. Messages without a key are never duplicates. */
 static void
-apply_duplicates(struct sweep *s, struct srule *sr, struct uidset *set)
+apply_duplicates(const struct sweep_store *st, const struct sweep_rule *sr,
+                 struct uidset *set)
 {
     enum rule_dup dup = rule_plan_duplicate(sr->plan);
     struct dupkey *keys = NULL;
@@ -872,7 +947,7 @@ apply_duplicates(struct sweep *s, struct srule *sr, struct uidset *set)
 
     for (size_t i = 0; i < set->n; i++) {
         for (uint64_t u = set->r[i].lo; u <= set->r[i].hi; u++) {
-            struct msgrec *m = find_msg(s, (uint32_t)u);
+            struct sweep_msg *m = sweep_store_find(st, (uint32_t)u);
             struct dupkey k = {.uid = (uint32_t)u};
 
             if (m == NULL)
@@ -934,7 +1009,9 @@ apply_keep_newest(struct uidset *set, uint32_t keep)
 }
 
 static void
-evaluate(struct sweep *s)
+sweep_eval_rules(struct sweep_rule *rules, size_t n_rules,
+                 const struct sweep_store *st, uint32_t uid_lo,
+                 uint32_t uid_top)
 {
     struct uidset claimed, cand;
     struct rule_header *hv = NULL;
@@ -942,8 +1019,8 @@ evaluate(struct sweep *s)
 
     uidset_init(&claimed);
     uidset_init(&cand);
-    for (size_t i = 0; i < s->n_rules; i++) {
-        struct srule *sr = &s->rules[i];
+    for (size_t i = 0; i < n_rules; i++) {
+        struct sweep_rule *sr = &rules[i];
 
         uidset_copy(&cand, &sr->found);     /* clipped to the sweep's range */
         uidset_subtract(&cand, &claimed);
@@ -953,7 +1030,7 @@ evaluate(struct sweep *s)
             uidset_init(&pass);
             for (size_t r = 0; r < cand.n; r++) {
                 for (uint64_t u = cand.r[r].lo; u <= cand.r[r].hi; u++) {
-                    struct msgrec *m = find_msg(s, (uint32_t)u);
+                    struct sweep_msg *m = sweep_store_find(st, (uint32_t)u);
                     struct rule_msg v;
 
                     if (m == NULL)
@@ -971,7 +1048,7 @@ evaluate(struct sweep *s)
             uidset_copy(&cand, &pass);
             uidset_free(&pass);
             if (rule_plan_duplicate(sr->plan) != RULE_DUP_NONE)
-                apply_duplicates(s, sr, &cand);
+                apply_duplicates(st, sr, &cand);
         }
         /* the rule owns these now, whatever it does with them: the
          * newest it keeps too (first match decides, keeping included) */
@@ -984,7 +1061,7 @@ evaluate(struct sweep *s)
         uidset_copy(&sr->final, &cand);
         uidset_intersect(&sr->final, &sr->found);
         if (sr->claim_all)
-            uidset_clip(&sr->final, s->uid_lo, s->uid_top);
+            uidset_clip(&sr->final, uid_lo, uid_top);
         if (sr->rule->action == RULE_ACTION_FLAG && !sr->dry)
             uidset_intersect(&sr->final, &sr->lacking);
         sr->stat.matched = uidset_count(&cand);
@@ -1005,12 +1082,14 @@ start_audit(struct sweep *s)
         return;
     uidset_init(&need);
     for (size_t i = 0; i < s->n_rules; i++) {
-        struct srule *sr = &s->rules[i];
+        struct sweep_rule *sr = &s->rules[i];
 
         for (size_t r = 0; r < sr->final.n; r++) {
             for (uint64_t u = sr->final.r[r].lo; u <= sr->final.r[r].hi;
                  u++) {
-                struct msgrec *m = find_msg(s, (uint32_t)u);
+                struct sweep_msg *m;
+
+                m = sweep_store_find(&s->store, (uint32_t)u);
 
                 if (m == NULL || !m->has_headers ||
                     mime_fields_get(&m->headers, "From") == NULL)
@@ -1022,7 +1101,7 @@ start_audit(struct sweep *s)
         char *items = header_items(audit_fields, ARRAY_SIZE(audit_fields),
                                    false);
 
-        add_msgs(s, &need);
+        sweep_store_add(&s->store, &need);
         submit_fetches(s, &need, items, false);
         free(items);
     }
@@ -1049,7 +1128,7 @@ append_quoted(struct buf *b, const char *text)
 }
 
 static void
-audit_set(struct sweep *s, struct srule *sr, const char *verb,
+audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
           const struct uidset *set, bool would)
 {
     if (uidset_empty(set))
@@ -1064,7 +1143,7 @@ audit_set(struct sweep *s, struct srule *sr, const char *verb,
     }
     for (size_t r = 0; r < set->n; r++) {
         for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
-            struct msgrec *m = find_msg(s, (uint32_t)u);
+            struct sweep_msg *m = sweep_store_find(&s->store, (uint32_t)u);
             const char *id = NULL, *from = NULL, *subj = NULL;
             struct buf q;
 
@@ -1212,7 +1291,7 @@ batch_send(struct sweep *s, struct batch *b, const struct uidset *set)
 }
 
 static struct batch *
-batch_new(struct sweep *s, struct srule *sr, const char *verb,
+batch_new(struct sweep *s, struct sweep_rule *sr, const char *verb,
           const struct uidset *set, batch_next_fn *next)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
@@ -1232,7 +1311,7 @@ batch_new(struct sweep *s, struct srule *sr, const char *verb,
 
 /* Where trash/move (and delete on Gmail) put messages. NULL: none. */
 static const char *
-target_of(const struct sweep *s, const struct srule *sr)
+target_of(const struct sweep *s, const struct sweep_rule *sr)
 {
     if (sr->rule->action == RULE_ACTION_MOVE)
         return sr->rule->target;
@@ -1252,7 +1331,7 @@ same_mailbox(const char *a, const char *b)
  * Trash itself EXPUNGE deletes for good, so there delete stays delete.
  * Before the Trash is looked up it is taken to be another mailbox. */
 static bool
-gmail_trashes(const struct sweep *s, const struct srule *sr)
+gmail_trashes(const struct sweep *s, const struct sweep_rule *sr)
 {
     const char *trash;
 
@@ -1264,7 +1343,7 @@ gmail_trashes(const struct sweep *s, const struct srule *sr)
 
 /* What the rule does, as logged. */
 static const char *
-action_verb(const struct sweep *s, const struct srule *sr)
+action_verb(const struct sweep *s, const struct sweep_rule *sr)
 {
     if (gmail_trashes(s, sr))
         return "trash";
@@ -1272,7 +1351,7 @@ action_verb(const struct sweep *s, const struct srule *sr)
 }
 
 static void
-rule_done(struct sweep *s, struct srule *sr, const struct uidset *acted,
+rule_done(struct sweep *s, struct sweep_rule *sr, const struct uidset *acted,
           const char *verb)
 {
     sr->stat.acted += uidset_count(acted);
@@ -1282,7 +1361,7 @@ rule_done(struct sweep *s, struct srule *sr, const struct uidset *acted,
 static void after_expunge(struct sweep *s, struct batch *b);
 
 static void
-expunge_step(struct sweep *s, struct srule *sr, const struct uidset *set)
+expunge_step(struct sweep *s, struct sweep_rule *sr, const struct uidset *set)
 {
     enum config_expunge mode = s->p.account->expunge;
 
@@ -1321,7 +1400,7 @@ after_revert(struct sweep *s, struct batch *b)
 static void
 after_store_deleted(struct sweep *s, struct batch *b)
 {
-    struct srule *sr = b->sr;
+    struct sweep_rule *sr = b->sr;
     struct uidset ok;
 
     if (stopped(s)) {
@@ -1352,7 +1431,7 @@ after_store_deleted(struct sweep *s, struct batch *b)
 static void
 after_copy(struct sweep *s, struct batch *b)
 {
-    struct srule *sr = b->sr;
+    struct sweep_rule *sr = b->sr;
     struct uidset ok;
 
     if (stopped(s)) {
@@ -1400,7 +1479,7 @@ create_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 static void
 after_move(struct sweep *s, struct batch *b)
 {
-    struct srule *sr = b->sr;
+    struct sweep_rule *sr = b->sr;
 
     if (!uidset_empty(&b->retry) && !b->created && !stopped(s)) {
         struct imap_build *bd = imap_conn_build(s->p.conn);
@@ -1437,7 +1516,7 @@ after_flag(struct sweep *s, struct batch *b)
 }
 
 static void
-act_rule(struct sweep *s, struct srule *sr)
+act_rule(struct sweep *s, struct sweep_rule *sr)
 {
     const struct uidset *set = &sr->final;
     enum rule_action action = sr->rule->action;
@@ -1489,7 +1568,7 @@ static void
 act_next_rule(struct sweep *s)
 {
     while (!stopped(s) && s->act_index < s->n_rules) {
-        struct srule *sr = &s->rules[s->act_index++];
+        struct sweep_rule *sr = &s->rules[s->act_index++];
 
         if (uidset_empty(&sr->final))
             continue;
@@ -1511,7 +1590,7 @@ needs_trash_lookup(struct sweep *s)
         s->p.memo->trash_looked_up)
         return false;
     for (size_t i = 0; i < s->n_rules; i++) {
-        const struct srule *sr = &s->rules[i];
+        const struct sweep_rule *sr = &s->rules[i];
 
         /* dry runs too: a read-only LIST tells them what would happen */
         if (uidset_empty(&sr->final))
@@ -1637,20 +1716,14 @@ advance(struct sweep *s)
                 s->phase = PH_FINAL;
                 continue;
             }
-            /* lo:* also finds mail that arrived after the FETCH: that is
-             * the next sweep's. Every rule acts within [lo, top] only. */
-            for (size_t i = 0; i < s->n_rules; i++) {
-                struct srule *sr = &s->rules[i];
-
-                uidset_clip(&sr->found,
-                            sr->global || sr->claim_all ? 1 : s->uid_lo,
-                            s->uid_top);
-            }
+            sweep_eval_clip_found(s->rules, s->n_rules, s->uid_lo,
+                                  s->uid_top);
             s->phase = PH_PREP;
             start_prep(s);
             continue;
         case PH_PREP:
-            evaluate(s);
+            sweep_eval_rules(s->rules, s->n_rules, &s->store, s->uid_lo,
+                             s->uid_top);
             s->phase = PH_AUDIT;
             start_audit(s);
             if (needs_trash_lookup(s))
@@ -1712,37 +1785,8 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
     s->gmail = imap_conn_has_cap(p->conn, "X-GM-EXT-1");
     caps.within = imap_conn_has_cap(p->conn, "WITHIN");
     s->n_rules = p->n_rules;
-    s->rules = xcalloc(s->n_rules ? s->n_rules : 1, sizeof(*s->rules));
-    for (size_t i = 0; i < s->n_rules; i++) {
-        struct srule *sr = &s->rules[i];
-        size_t n_aux;
-
-        sr->rule = p->rules[i];
-        sr->plan = rule_plan_new(sr->rule, &caps, now);
-        sr->global = sr->rule->keep_newest > 0 ||
-                     rule_plan_duplicate(sr->plan) != RULE_DUP_NONE;
-        /* --dry-run wins; then the rule's own setting; then the daemon's */
-        sr->dry = p->force_dry_run || sr->rule->dry_run == 1 ||
-                  (sr->rule->dry_run == -1 && p->default_dry_run);
-        uidset_init(&sr->found);
-        uidset_init(&sr->lacking);
-        uidset_init(&sr->final);
-        n_aux = rule_plan_aux_count(sr->plan);
-        sr->aux = n_aux ? xcalloc(n_aux, sizeof(*sr->aux)) : NULL;
-        sr->stat.rule = sr->rule->name;
-        sr->stat.action = sr->rule->action;
-        sr->stat.dry = sr->dry;
-    }
-    /* In an incremental sweep a global rule sees old mail: the rules
-     * before it must claim their old matches too, or it would act on
-     * messages that an earlier rule decided on (flagged, kept, previewed) */
-    for (size_t i = s->n_rules; i-- > 0;) {
-        if (s->rules[i].global) {
-            for (size_t k = 0; k < i; k++)
-                s->rules[k].claim_all = !s->rules[k].global;
-            break;
-        }
-    }
+    s->rules = sweep_rules_new(p->rules, p->n_rules, &caps, now,
+                               p->force_dry_run, p->default_dry_run);
     s->phase = PH_TOP;
     start_top(s);
     if (s->outstanding == 0) {
