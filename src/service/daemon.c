@@ -10,12 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <uv.h>
 
 #include "account.h"
 #include "config.h"
 #include "control.h"
+#include "ctl_proto.h"
 #include "gate.h"
 #include "notify.h"
 #include "transport.h"
@@ -95,7 +95,7 @@ daemon_check_config(const char *path)
     if (ret < 0) {
         print_diag(&diag, stderr);
         config_diag_free(&diag);
-        return EXIT_CONFIG;
+        return CTL_EXIT_CONFIG;
     }
     printf("ok: %zu account%s, %zu mailbox%s, %zu rule%s\n", c->n_accounts,
            c->n_accounts == 1 ? "" : "s", config_count_mailboxes(c),
@@ -212,119 +212,56 @@ on_changed(void *arg)
     schedule_trim(d);
 }
 
-static char *
-iso_time(uint64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    char s[32];
-
-    gmtime_r(&tt, &tm);
-    strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return xstrdup(s);
-}
-
 static void
-add_watcher_json(struct daemon *d, struct watcher *w, void *arg)
+add_watcher_status(struct daemon *d, struct watcher *w, void *arg)
 {
-    json_t *list = arg;
     struct watcher_status st;
-    json_t *o = json_object(), *caps = json_array(), *actions, *notes;
-    char *copy, *tok, *save = NULL;
-    uint64_t now = (uint64_t)time(NULL);
 
     (void)d;
     watcher_status(w, &st);
-    json_object_set_new(o, "account", json_string(st.account));
-    json_object_set_new(o, "mailbox", json_string(st.mailbox));
-    json_object_set_new(o, "state", json_string(watcher_state_name(st.state)));
-    json_object_set_new(o, "state_s", json_integer(
-        (json_int_t)(now > st.state_since ? now - st.state_since : 0)));
-    json_object_set_new(o, "shared", json_boolean(st.shared));
-    copy = xstrdup(st.capabilities);
-    for (tok = strtok_r(copy, " ", &save); tok != NULL;
-         tok = strtok_r(NULL, " ", &save))
-        json_array_append_new(caps, json_string(tok));
-    free(copy);
-    json_object_set_new(o, "capabilities", caps);
-    json_object_set_new(o, "uidvalidity", json_integer(st.uidvalidity));
-    json_object_set_new(o, "messages", json_integer(st.messages));
-    json_object_set_new(o, "uid_swept", json_integer(st.uid_swept));
-    actions = json_object();
-    for (size_t i = 0; i < st.n_counts; i++) {
-        const struct watcher_count *c = &st.counts[i];
-        json_t *r = json_object_get(actions, c->rule);
-        char *key = c->dry ? xasprintf("would_%s", c->action)
-                           : xstrdup(c->action);
-
-        if (r == NULL) {
-            r = json_object();
-            json_object_set_new(actions, c->rule, r);
-        }
-        json_object_set_new(r, key, json_integer((json_int_t)c->n));
-        free(key);
-    }
-    json_object_set_new(o, "actions", actions);
-    if (st.last_sweep != 0) {
-        char *t = iso_time(st.last_sweep);
-
-        json_object_set_new(o, "last_sweep", json_string(t));
-        free(t);
-    } else {
-        json_object_set_new(o, "last_sweep", json_null());
-    }
-    json_object_set_new(o, "last_sweep_ms",
-                        json_integer((json_int_t)st.last_sweep_ms));
-    json_object_set_new(o, "reconnects", json_integer(st.reconnects));
-    json_object_set_new(o, "last_error", st.last_error
-                                             ? json_string(st.last_error)
-                                             : json_null());
-    notes = json_array();
-    for (size_t i = 0; i < st.n_notes; i++)
-        json_array_append_new(notes, json_string(st.notes[i]));
-    json_object_set_new(o, "notes", notes);
-    json_array_append_new(list, o);
+    ctl_reply_status_add(arg, &st);
 }
 
-static json_t *
+static char *
 cmd_status(void *arg, const char *const *args, size_t n)
 {
     struct daemon *d = arg;
-    json_t *o = json_object(), *list = json_array();
+    struct ctl_daemon_info info = {
+        .version = IMAPSWEEP_VERSION,
+        .pid = getpid(),
+        .uptime_s = (uint64_t)time(NULL) - d->started,
+        .config = d->opts.config_path,
+        .generation = d->generation,
+        .dry_run = d->opts.dry_run || d->config->daemon.dry_run,
+    };
+    struct ctl_reply *r = ctl_reply_status_new(&info);
+    char *reply;
 
     (void)args;
     (void)n;
-    json_object_set_new(o, "ok", json_true());
-    json_object_set_new(o, "version", json_string(IMAPSWEEP_VERSION));
-    json_object_set_new(o, "pid", json_integer(getpid()));
-    json_object_set_new(o, "uptime_s", json_integer(
-        (json_int_t)((uint64_t)time(NULL) - d->started)));
-    json_object_set_new(o, "config", json_string(d->opts.config_path));
-    json_object_set_new(o, "generation", json_integer(d->generation));
-    json_object_set_new(o, "dry_run", json_boolean(d->opts.dry_run ||
-                                                   d->config->daemon.dry_run));
-    for_each_watcher(d, add_watcher_json, list);
-    json_object_set_new(o, "watchers", list);
+    for_each_watcher(d, add_watcher_status, r);
+    reply = ctl_reply_finish(r);
     /* the reply is a few hundred bytes per watcher in small blocks: with
      * 10,000 watchers one status doubled the resident size for good */
     schedule_trim(d);
-    return o;
+    return reply;
 }
 
-static json_t *
+static char *
 cmd_version(void *arg, const char *const *args, size_t n)
 {
     (void)arg;
     (void)args;
     (void)n;
-    return json_pack("{s:b, s:s}", "ok", 1, "version", IMAPSWEEP_VERSION);
+    return ctl_reply_version(IMAPSWEEP_VERSION);
 }
 
-static json_t *
+static char *
 cmd_sweep(void *arg, const char *const *args, size_t n)
 {
     struct daemon *d = arg;
-    json_t *swept = json_array(), *o;
+    struct ctl_reply *swept = ctl_reply_swept_new();
+    char *reply;
     bool found = n == 0;
 
     for (size_t i = 0; i < d->n_accounts; i++) {
@@ -336,32 +273,28 @@ cmd_sweep(void *arg, const char *const *args, size_t n)
             char *msg = xasprintf("account %s watches no mailbox \"%s\"",
                                   args[0], args[1]);
 
-            json_decref(swept);
-            o = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+            ctl_reply_free(swept);
+            reply = ctl_reply_error(msg);
             free(msg);
-            return o;
+            return reply;
         }
         found = true;
         for (size_t k = 0; k < account_n_watchers(a); k++) {
             const char *mb = watcher_mailbox(account_watcher(a, k));
 
             if (n < 2 || strcmp(mb, args[1]) == 0)
-                json_array_append_new(swept, json_pack("{s:s, s:s}",
-                                                       "account",
-                                                       account_name(a),
-                                                       "mailbox", mb));
+                ctl_reply_swept_add(swept, account_name(a), mb);
         }
     }
     if (!found) {
         char *msg = xasprintf("no account \"%s\"", args[0]);
 
-        json_decref(swept);
-        o = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+        ctl_reply_free(swept);
+        reply = ctl_reply_error(msg);
         free(msg);
-        return o;
+        return reply;
     }
-    o = json_pack("{s:b, s:o}", "ok", 1, "swept", swept);
-    return o;
+    return ctl_reply_finish(swept);
 }
 
 /* --- accounts and reload ---------------------------------------------- */
@@ -402,12 +335,20 @@ apply_log_level(struct daemon *d)
                                     : d->config->daemon.log_level);
 }
 
-/* The transaction: the new config is complete and valid before anything
- * changes; then only the differences are applied. */
-static int
-reload(struct daemon *d, json_t **errors_r)
+/* The socket a configuration names: NULL means the default. */
+static const char *
+control_socket_path(const struct config *c)
 {
-    struct config_diag diag;
+    return c->daemon.control_socket != NULL ? c->daemon.control_socket
+                                            : CTL_DEFAULT_SOCKET;
+}
+
+/* The transaction: the new config is complete and valid before anything
+ * changes; then only the differences are applied. Returns 0, or -1 with
+ * the errors in diag (initialised by the caller, who frees it). */
+static int
+reload(struct daemon *d, struct config_diag *diag)
+{
     struct config *nc = NULL, *old = d->config;
     struct account **keep;
     size_t n_keep = 0;
@@ -415,29 +356,22 @@ reload(struct daemon *d, json_t **errors_r)
 
     notify_reloading(d->notify);
     log_info("reloading %s", d->opts.config_path);
-    config_diag_init(&diag);
-    if (config_load(d->opts.config_path, &nc, &diag) < 0) {
-        json_t *errs = json_array();
-
-        for (size_t i = 0; i < diag.n_errors; i++) {
-            char *e = config_diag_format(&diag.errors[i]);
+    if (config_load(d->opts.config_path, &nc, diag) < 0) {
+        for (size_t i = 0; i < diag->n_errors; i++) {
+            char *e = config_diag_format(&diag->errors[i]);
 
             log_error("%s", e);
-            json_array_append_new(errs, json_string(e));
             free(e);
         }
         log_error("reload failed: %zu error%s; still running the previous "
-                  "configuration", diag.n_errors,
-                  diag.n_errors == 1 ? "" : "s");
-        config_diag_free(&diag);
+                  "configuration", diag->n_errors,
+                  diag->n_errors == 1 ? "" : "s");
         line = status_line(d);
         notify_ready(d->notify, line);
         free(line);
-        *errors_r = errs;
         return -1;
     }
-    log_warnings(&diag);
-    config_diag_free(&diag);
+    log_warnings(diag);
 
     keep = xcalloc(nc->n_accounts ? nc->n_accounts : 1, sizeof(*keep));
     for (size_t i = 0; i < nc->n_accounts; i++) {
@@ -477,7 +411,7 @@ reload(struct daemon *d, json_t **errors_r)
     d->accounts = keep;
     d->n_accounts = n_keep;
     d->cap_accounts = nc->n_accounts;
-    if (strcmp(old->daemon.control_socket, nc->daemon.control_socket) != 0 ||
+    if (strcmp(control_socket_path(old), control_socket_path(nc)) != 0 ||
         old->daemon.control_mode != nc->daemon.control_mode)
         log_notice("control socket settings changed: they apply at the "
                    "next restart");
@@ -492,26 +426,22 @@ reload(struct daemon *d, json_t **errors_r)
     return 0;
 }
 
-static json_t *
+static char *
 cmd_reload(void *arg, const char *const *args, size_t n)
 {
     struct daemon *d = arg;
-    json_t *errors = NULL;
+    struct config_diag diag;
+    char *reply;
 
     (void)args;
     (void)n;
-    if (reload(d, &errors) < 0) {
-        char *msg = xasprintf("configuration has %zu error%s; the previous "
-                              "one stays in force",
-                              json_array_size(errors),
-                              json_array_size(errors) == 1 ? "" : "s");
-        json_t *o = json_pack("{s:b, s:s, s:o}", "ok", 0, "error", msg,
-                              "errors", errors);
-
-        free(msg);
-        return o;
-    }
-    return json_pack("{s:b, s:i}", "ok", 1, "generation", d->generation);
+    config_diag_init(&diag);
+    if (reload(d, &diag) < 0)
+        reply = ctl_reply_reload_failed(&diag);
+    else
+        reply = ctl_reply_reloaded(d->generation);
+    config_diag_free(&diag);
+    return reply;
 }
 
 static const struct control_cmd commands[] = {
@@ -603,12 +533,13 @@ on_signal(uv_signal_t *h, int signum)
     struct daemon *d = h->data;
 
     if (signum == SIGHUP) {
-        json_t *errors = NULL;
+        struct config_diag diag;
 
         if (d->opts.once || d->stopping)
             return;
-        reload(d, &errors);
-        json_decref(errors);
+        config_diag_init(&diag);
+        reload(d, &diag);
+        config_diag_free(&diag);
         return;
     }
     if (d->stopping) {
@@ -618,7 +549,7 @@ on_signal(uv_signal_t *h, int signum)
         return;
     }
     log_info("%s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    stop(d, d->opts.once ? EXIT_RUNTIME : 0);
+    stop(d, d->opts.once ? CTL_EXIT_FAILED : 0);
 }
 
 /* --- once --------------------------------------------------------------- */
@@ -655,7 +586,7 @@ on_once_finished(uv_timer_t *t)
 
     for_each_watcher(d, print_summary_one, NULL);
     fflush(stdout);
-    stop(d, d->once_failed ? EXIT_RUNTIME : 0);
+    stop(d, d->once_failed ? CTL_EXIT_FAILED : 0);
 }
 
 static void
@@ -702,7 +633,7 @@ daemon_run(const struct daemon_opts *opts)
         print_diag(&diag, stderr);
         config_diag_free(&diag);
         free(d);
-        return EXIT_CONFIG;
+        return CTL_EXIT_CONFIG;
     }
     apply_log_level(d);
     log_warnings(&diag);
@@ -738,7 +669,7 @@ daemon_run(const struct daemon_opts *opts)
 
     if (!opts->once) {
         int fd = listen_fd;
-        const char *path = d->config->daemon.control_socket;
+        const char *path = control_socket_path(d->config);
 
         d->notify = notify_new(&d->loop);
         if (fd < -1) {
@@ -747,12 +678,12 @@ daemon_run(const struct daemon_opts *opts)
                                  "the control socket only"
                                : "the passed fd is not a listening Unix "
                                  "stream socket");
-            d->exit_code = EXIT_RUNTIME;
+            d->exit_code = CTL_EXIT_FAILED;
             finish(d);
             uv_run(&d->loop, UV_RUN_DEFAULT);
             goto out;
         }
-        if (fd >= 0 || (path != NULL && *path != '\0')) {
+        if (fd >= 0 || *path != '\0') {
             struct control_settings cs = {
                 .path = path,
                 .fd = fd,
@@ -769,7 +700,7 @@ daemon_run(const struct daemon_opts *opts)
                 log_error("control socket%s: %s",
                           fd >= 0 ? " from systemd" : "", err);
                 free(err);
-                d->exit_code = EXIT_RUNTIME;
+                d->exit_code = CTL_EXIT_FAILED;
                 finish(d);
                 uv_run(&d->loop, UV_RUN_DEFAULT);
                 goto out;
