@@ -48,13 +48,14 @@ parse_daemon(struct loader *l, const yaml_node_t *map)
     struct entry *e;
     size_t n;
 
-    if (is_null(map))
+    if (config_is_null(map))
         return;
     if (map->type != YAML_MAPPING_NODE) {
-        error_at(l, map, "daemon must be a mapping, not %s", node_kind(map));
+        config_error_at(l, map, "daemon must be a mapping, not %s",
+                        config_node_kind(map));
         return;
     }
-    n = map_entries(l, map, &e);
+    n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
         const char *key = e[i].key;
         const yaml_node_t *v = e[i].vnode;
@@ -63,12 +64,14 @@ parse_daemon(struct loader *l, const yaml_node_t *map)
         bool b;
 
         if (strcmp(key, "control_socket") == 0) {
-            if (get_string(l, key, v, STR_NULLABLE | STR_EMPTY_OK, &s) != 0)
+            if (config_get_string(l, key, v, STR_NULLABLE | STR_EMPTY_OK,
+                                  &s) != 0)
                 continue;
             if (strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-                error_at(l, v, "control_socket path is too long (%zu bytes, "
-                               "at most %zu)", strlen(s),
-                         sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+                config_error_at(
+                    l, v, "control_socket path is too long (%zu bytes, "
+                    "at most %zu)", strlen(s),
+                    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
                 free(s);
                 continue;
             }
@@ -77,7 +80,8 @@ parse_daemon(struct loader *l, const yaml_node_t *map)
         } else if (strcmp(key, "control_mode") == 0) {
             const char *t;
             uint64_t mode = 0;
-            int r = get_text(l, key, "an octal mode such as 0600", v, &t);
+            int r =
+                config_get_text(l, key, "an octal mode such as 0600", v, &t);
             size_t len;
 
             if (r != 0)
@@ -93,33 +97,34 @@ parse_daemon(struct loader *l, const yaml_node_t *map)
                     mode = mode * 8 + (uint64_t)(t[j] - '0');
             }
             if (r < 0 || mode > 0777) {
-                error_at(l, v, "control_mode must be an octal mode such as "
-                               "0600 (at most 0777)");
+                config_error_at(l, v,
+                                "control_mode must be an octal mode such as "
+                                "0600 (at most 0777)");
                 continue;
             }
             d->control_mode = (mode_t)mode;
         } else if (strcmp(key, "control_group") == 0) {
-            if (get_string(l, key, v, STR_NULLABLE, &s) != 0)
+            if (config_get_string(l, key, v, STR_NULLABLE, &s) != 0)
                 continue;
             free(d->control_group);
             d->control_group = s;
         } else if (strcmp(key, "log_level") == 0) {
-            if (get_word(l, key, level_words,
-                         "error, warning, notice, info, debug or trace", v,
-                         &w) != 0)
+            if (config_get_word(l, key, level_words,
+                                "error, warning, notice, info, debug or trace",
+                                v, &w) != 0)
                 continue;
             if (log_level_parse(level_words[w], &d->log_level) < 0)
                 d->log_level = LL_INFO;
         } else if (strcmp(key, "dry_run") == 0) {
-            if (get_bool(l, key, v, &b) == 0)
+            if (config_get_bool(l, key, v, &b) == 0)
                 d->dry_run = b;
         } else if (strcmp(key, "audit") == 0) {
-            if (get_word(l, key, audit_words, "messages or counts", v,
-                         &w) == 0)
+            if (config_get_word(l, key, audit_words, "messages or counts", v,
+                                &w) == 0)
                 d->audit = (enum config_audit)w;
         } else {
-            unknown_key(l, &e[i], "in daemon", daemon_keys,
-                        ARRAY_SIZE(daemon_keys));
+            config_unknown_key(l, &e[i], "in daemon", daemon_keys,
+                               ARRAY_SIZE(daemon_keys));
         }
     }
     free(e);
@@ -134,11 +139,11 @@ parse_top(struct loader *l, const yaml_node_t *root)
     size_t n;
 
     if (root->type != YAML_MAPPING_NODE) {
-        error_at(l, root, "configuration must be a mapping, not %s",
-                 node_kind(root));
+        config_error_at(l, root, "configuration must be a mapping, not %s",
+                        config_node_kind(root));
         return;
     }
-    n = map_entries(l, root, &e);
+    n = config_map_entries(l, root, &e);
     for (size_t i = 0; i < n; i++) {
         const char *key = e[i].key;
 
@@ -151,37 +156,37 @@ parse_top(struct loader *l, const yaml_node_t *root)
         else if (strcmp(key, "rules") == 0)
             rules = e[i].vnode;
         else
-            unknown_key(l, &e[i], "at top level", top_keys,
-                        ARRAY_SIZE(top_keys));
+            config_unknown_key(l, &e[i], "at top level", top_keys,
+                               ARRAY_SIZE(top_keys));
     }
     free(e);
     /* rules before accounts: account rule lists refer to them */
     if (daemon != NULL && !l->aborted)
         parse_daemon(l, daemon);
     if (defaults != NULL && !l->aborted)
-        parse_defaults(l, defaults);
-    if (rules != NULL && !is_null(rules) && !l->aborted)
-        parse_rules(l, rules);
+        config_parse_defaults(l, defaults);
+    if (rules != NULL && !config_is_null(rules) && !l->aborted)
+        config_parse_rules(l, rules);
     if (accounts == NULL) {
-        struct pos p = node_pos(root);
+        struct pos p = config_node_pos(root);
 
-        error_pos(l, p.line, p.col, "no accounts defined (at least one "
-                  "account is required)");
+        config_error_pos(l, p.line, p.col, "no accounts defined (at least one "
+                         "account is required)");
     } else if (!l->aborted) {
-        parse_accounts(l, accounts);
+        config_parse_accounts(l, accounts);
     }
     if (l->aborted)
         return;
     /* (a rules value of the wrong type was reported already) */
-    if (l->c->n_rules == 0 && (rules == NULL || is_null(rules) ||
+    if (l->c->n_rules == 0 && (rules == NULL || config_is_null(rules) ||
                                rules->type == YAML_SEQUENCE_NODE)) {
-        struct pos p = node_pos(rules != NULL ? rules : root);
+        struct pos p = config_node_pos(rules != NULL ? rules : root);
 
-        warning_pos(l, p.line, p.col,
-                    "no rules defined: nothing will be acted on");
+        config_warning_pos(l, p.line, p.col,
+                           "no rules defined: nothing will be acted on");
     }
     if (!has_errors(l))
-        check_rule_mailboxes(l);
+        config_check_rule_mailboxes(l);
 }
 
 /* --- loading ------------------------------------------------------------- */
@@ -216,7 +221,7 @@ syntax_error(struct loader *l, const yaml_parser_t *parser)
     struct pos p;
 
     if (parser->error == YAML_MEMORY_ERROR) {
-        error_pos(l, 1, 1, "out of memory while parsing");
+        config_error_pos(l, 1, 1, "out of memory while parsing");
         return;
     }
     if (parser->error == YAML_READER_ERROR) {
@@ -225,10 +230,11 @@ syntax_error(struct loader *l, const yaml_parser_t *parser)
         p.line = (unsigned)parser->problem_mark.line + 1;
         p.col = (unsigned)parser->problem_mark.column + 1;
     }
-    error_pos(l, p.line, p.col, "YAML syntax error: %s%s%s",
-              parser->problem != NULL ? parser->problem : "unknown problem",
-              parser->context != NULL ? " " : "",
-              parser->context != NULL ? parser->context : "");
+    config_error_pos(l, p.line, p.col, "YAML syntax error: %s%s%s",
+                     parser->problem != NULL ? parser->problem
+                                             : "unknown problem",
+                     parser->context != NULL ? " " : "",
+                     parser->context != NULL ? parser->context : "");
 }
 
 static void
@@ -280,7 +286,7 @@ parse_stream(struct loader *l)
     const yaml_node_t *root;
 
     if (!yaml_parser_initialize(&parser)) {
-        error_pos(l, 1, 1, "out of memory while parsing");
+        config_error_pos(l, 1, 1, "out of memory while parsing");
         return;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)l->data,
@@ -301,15 +307,16 @@ parse_stream(struct loader *l)
         syntax_error(l, &parser);
     } else {
         if (yaml_document_get_root_node(&doc2) != NULL)
-            error_pos(l, (unsigned)doc2.start_mark.line + 1,
-                      (unsigned)doc2.start_mark.column + 1,
-                      "more than one YAML document (a configuration is a "
-                      "single document)");
+            config_error_pos(
+                l, (unsigned)doc2.start_mark.line + 1,
+                (unsigned)doc2.start_mark.column + 1,
+                "more than one YAML document (a configuration is a "
+                "single document)");
         wipe_document(&doc2);
         yaml_document_delete(&doc2);
     }
-    if (root == NULL || is_null(root))
-        error_pos(l, 1, 1, "empty configuration");
+    if (root == NULL || config_is_null(root))
+        config_error_pos(l, 1, 1, "empty configuration");
     else
         parse_top(l, root);
     l->doc = NULL;
@@ -362,7 +369,7 @@ load(const char *name, const char *data, size_t len, const mode_t *mode,
 
     parse_stream(&l);
 
-    conn_free(&l.defaults);
+    config_conn_free(&l.defaults);
     for (size_t i = 0; l.rinfo != NULL && i < c->n_rules; i++)
         free(l.rinfo[i].mb_pos);
     free(l.rinfo);

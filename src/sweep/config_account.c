@@ -100,7 +100,7 @@ static const char *const account_keys[] = {
 /* --- connection settings ------------------------------------------------- */
 
 void
-conn_free(struct conn *cn)
+config_conn_free(struct conn *cn)
 {
     for (size_t k = 0; k < CK_COUNT; k++)
         free(cn->str[k]);
@@ -121,7 +121,7 @@ conn_parse(struct loader *l, struct conn *cn, enum conn_key k,
            const yaml_node_t *v)
 {
     const struct conn_field *f = &conn_fields[k];
-    struct pos p = node_pos(v);
+    struct pos p = config_node_pos(v);
     uint64_t x = 0;
     unsigned w = 0;
     bool b = false;
@@ -130,24 +130,24 @@ conn_parse(struct loader *l, struct conn *cn, enum conn_key k,
 
     switch (f->type) {
     case FT_INT:
-        r = get_uint(l, f->name, v, f->min, f->max, f->range, &x);
+        r = config_get_uint(l, f->name, v, f->min, f->max, f->range, &x);
         break;
     case FT_DURATION:
-        r = get_duration(l, f->name, v, f->min, f->max, f->range, &x);
+        r = config_get_duration(l, f->name, v, f->min, f->max, f->range, &x);
         break;
     case FT_BOOL:
-        r = get_bool(l, f->name, v, &b);
+        r = config_get_bool(l, f->name, v, &b);
         x = b;
         break;
     case FT_WORD:
-        r = get_word(l, f->name, f->words, f->expect, v, &w);
+        r = config_get_word(l, f->name, f->words, f->expect, v, &w);
         x = w;
         break;
     case FT_PATH:
-        r = get_string(l, f->name, v, STR_NULLABLE, &s);
+        r = config_get_string(l, f->name, v, STR_NULLABLE, &s);
         break;
     case FT_MAILBOX:
-        r = get_mailbox(l, f->name, v, true, &s);
+        r = config_get_mailbox(l, f->name, v, true, &s);
         break;
     }
     cn->set[k] = true;
@@ -226,32 +226,34 @@ is_account_only_key(const char *key)
 }
 
 void
-parse_defaults(struct loader *l, const yaml_node_t *map)
+config_parse_defaults(struct loader *l, const yaml_node_t *map)
 {
     const char *names[CK_COUNT];
     struct entry *e;
     size_t n;
 
-    if (is_null(map))
+    if (config_is_null(map))
         return;
     if (map->type != YAML_MAPPING_NODE) {
-        error_at(l, map, "defaults must be a mapping, not %s",
-                 node_kind(map));
+        config_error_at(l, map, "defaults must be a mapping, not %s",
+                        config_node_kind(map));
         return;
     }
     for (size_t k = 0; k < CK_COUNT; k++)
         names[k] = conn_fields[k].name;
-    n = map_entries(l, map, &e);
+    n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
         int k = conn_lookup(e[i].key);
 
         if (k >= 0)
             conn_parse(l, &l->defaults, (enum conn_key)k, e[i].vnode);
         else if (is_account_only_key(e[i].key))
-            error_at(l, e[i].knode, "\"%s\" is not allowed in defaults (set "
-                     "it in each account)", e[i].key);
+            config_error_at(l, e[i].knode,
+                            "\"%s\" is not allowed in defaults (set "
+                            "it in each account)",
+                            e[i].key);
         else
-            unknown_key(l, &e[i], "in defaults", names, CK_COUNT);
+            config_unknown_key(l, &e[i], "in defaults", names, CK_COUNT);
     }
     free(e);
 }
@@ -290,15 +292,15 @@ unknown_rule(struct loader *l, const yaml_node_t *at, const char *name)
             break;
         }
         buf_printf(&list, "%s%s", shown > 0 ? ", " : "",
-                   show(l, c->rules[i]->name));
+                   config_show(l, c->rules[i]->name));
         shown++;
     }
     if (shown == 0)
-        error_at(l, at, "unknown rule \"%s\" (no rules are defined)",
-                 show(l, name));
+        config_error_at(l, at, "unknown rule \"%s\" (no rules are defined)",
+                        config_show(l, name));
     else
-        error_at(l, at, "unknown rule \"%s\" (defined rules: %s)",
-                 show(l, name), buf_cstr(&list));
+        config_error_at(l, at, "unknown rule \"%s\" (defined rules: %s)",
+                        config_show(l, name), buf_cstr(&list));
     buf_free(&list);
 }
 
@@ -311,10 +313,11 @@ parse_account_rules(struct loader *l, struct config_account *a,
     size_t n_items = 1;
     struct pos *pos;
 
-    if (v->type == YAML_SCALAR_NODE && is_null(v))
+    if (v->type == YAML_SCALAR_NODE && config_is_null(v))
         return;  /* every rule: filled in by the caller */
     if (v->type == YAML_MAPPING_NODE) {
-        error_at(l, v, "rules must be a list of rule names, not a mapping");
+        config_error_at(l, v,
+                        "rules must be a list of rule names, not a mapping");
         return;
     }
     if (v->type == YAML_SEQUENCE_NODE) {
@@ -324,19 +327,22 @@ parse_account_rules(struct loader *l, struct config_account *a,
     a->rules = xcalloc(n_items, sizeof(*a->rules));
     pos = xcalloc(n_items, sizeof(*pos));
     if (n_items == 0) {
-        struct pos p = node_pos(v);
+        struct pos p = config_node_pos(v);
 
-        warning_pos(l, p.line, p.col, "%s has an empty rule list: nothing "
-                    "will be acted on in its mailboxes", label);
+        config_warning_pos(l, p.line, p.col,
+                           "%s has an empty rule list: nothing "
+                           "will be acted on in its mailboxes",
+                           label);
     }
     for (size_t i = 0; i < n_items; i++) {
-        const yaml_node_t *item = items == NULL ? v : visit(l, items[i]);
+        const yaml_node_t *item =
+            items == NULL ? v : config_visit(l, items[i]);
         const char *s;
         size_t j, k;
 
         if (item == NULL)
             break;
-        if (need_text(l, "rule name", "a string", item, &s) != 0)
+        if (config_need_text(l, "rule name", "a string", item, &s) != 0)
             continue;
         for (j = 0; j < c->n_rules; j++) {
             if (l->rinfo[j].has_name && strcmp(c->rules[j]->name, s) == 0)
@@ -349,11 +355,12 @@ parse_account_rules(struct loader *l, struct config_account *a,
         for (k = 0; k < a->n_rules && a->rules[k] != j; k++)
             ;
         if (k < a->n_rules) {
-            error_at(l, item, "rule \"%s\" is listed twice (first at %u:%u)",
-                     show(l, s), pos[k].line, pos[k].col);
+            config_error_at(l, item,
+                            "rule \"%s\" is listed twice (first at %u:%u)",
+                            config_show(l, s), pos[k].line, pos[k].col);
             continue;
         }
-        pos[a->n_rules] = node_pos(item);
+        pos[a->n_rules] = config_node_pos(item);
         a->rules[a->n_rules++] = j;
     }
     free(pos);
@@ -385,20 +392,21 @@ check_secret(struct loader *l, enum config_secret_kind kind,
     if (kind == CONFIG_SECRET_CREDENTIAL &&
         (strchr(value, '/') != NULL || strcmp(value, ".") == 0 ||
          strcmp(value, "..") == 0))
-        error_at(l, e->vnode, "password_credential must be a plain "
-                 "credential name without '/'");
+        config_error_at(l, e->vnode, "password_credential must be a plain "
+                        "credential name without '/'");
     if (kind == CONFIG_SECRET_ENV && !valid_env_name(value))
-        error_at(l, e->vnode, "invalid environment variable name \"%s\" "
-                 "(letters, digits and '_', not starting with a digit)",
-                 show(l, value));
+        config_error_at(l, e->vnode,
+                        "invalid environment variable name \"%s\" "
+                        "(letters, digits and '_', not starting with a digit)",
+                        config_show(l, value));
     if (kind == CONFIG_SECRET_INLINE && l->check_mode &&
         (l->mode & (S_IRGRP | S_IROTH)) != 0) {
-        struct pos p = node_pos(e->knode);
+        struct pos p = config_node_pos(e->knode);
 
-        warning_pos(l, p.line, p.col, "inline %s in a file readable by "
-                    "group or others (mode %04o): use password_file, "
-                    "password_credential or chmod 600", key,
-                    (unsigned)(l->mode & 07777));
+        config_warning_pos(l, p.line, p.col, "inline %s in a file readable by "
+                           "group or others (mode %04o): use password_file, "
+                           "password_credential or chmod 600", key,
+                           (unsigned)(l->mode & 07777));
     }
 }
 
@@ -407,7 +415,7 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
 {
     struct config *c = l->c;
     struct config_account *a = &c->accounts[c->n_accounts];
-    struct pos mp = node_pos(map), *apos = &l->apos[c->n_accounts];
+    struct pos mp = config_node_pos(map), *apos = &l->apos[c->n_accounts];
     const char *names[ARRAY_SIZE(account_keys) + ARRAY_SIZE(secret_keys) +
                       CK_COUNT];
     const yaml_node_t *name_v = NULL, *mailboxes_v = NULL, *rules_v = NULL;
@@ -429,31 +437,36 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
     for (size_t k = 0; k < CK_COUNT; k++)
         names[n_names++] = conn_fields[k].name;
 
-    n = map_entries(l, map, &e);
+    n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(e[i].key, "name") == 0)
             name_v = e[i].vnode;
     }
     if (name_v == NULL) {
-        error_at(l, map, "account #%zu has no name", index + 1);
-    } else if (get_string(l, "name", name_v, STR_EMPTY_OK, &a->name) == 0) {
-        *apos = node_pos(name_v);
-        if (!valid_name(a->name))
-            error_at(l, name_v, "invalid account name \"%s\" (1 to %d "
-                     "letters, digits, '.', '_' or '-')", show(l, a->name),
-                     MAX_NAME_LEN);
+        config_error_at(l, map, "account #%zu has no name", index + 1);
+    } else if (config_get_string(l, "name", name_v, STR_EMPTY_OK,
+                                 &a->name) == 0) {
+        *apos = config_node_pos(name_v);
+        if (!config_valid_name(a->name))
+            config_error_at(l, name_v,
+                            "invalid account name \"%s\" (1 to %d "
+                            "letters, digits, '.', '_' or '-')",
+                            config_show(l, a->name), MAX_NAME_LEN);
         for (size_t j = 0; j + 1 < c->n_accounts; j++) {
             if (c->accounts[j].name != NULL &&
                 strcmp(c->accounts[j].name, a->name) == 0) {
-                error_at(l, name_v, "account \"%s\" is defined twice (first "
-                         "at %u:%u)", show(l, a->name), l->apos[j].line,
-                         l->apos[j].col);
+                config_error_at(l, name_v,
+                                "account \"%s\" is defined twice (first "
+                                "at %u:%u)",
+                                config_show(l, a->name), l->apos[j].line,
+                                l->apos[j].col);
                 break;
             }
         }
     }
     if (a->name != NULL)
-        snprintf(label, sizeof(label), "account \"%s\"", show(l, a->name));
+        snprintf(label, sizeof(label), "account \"%s\"",
+                 config_show(l, a->name));
     else
         snprintf(label, sizeof(label), "account #%zu", index + 1);
 
@@ -467,16 +480,16 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
             continue;
         if (strcmp(key, "host") == 0) {
             host_given = true;
-            get_string(l, key, v, 0, &a->host);
+            config_get_string(l, key, v, 0, &a->host);
             continue;
         }
         if (strcmp(key, "user") == 0) {
             user_given = true;
-            get_string(l, key, v, 0, &a->user);
+            config_get_string(l, key, v, 0, &a->user);
             continue;
         }
         if (strcmp(key, "tunnel") == 0) {
-            get_string(l, key, v, 0, &a->tunnel);
+            config_get_string(l, key, v, 0, &a->tunnel);
             continue;
         }
         if (strcmp(key, "mailboxes") == 0) {
@@ -496,24 +509,25 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
                 break;
         }
         if (kind == ARRAY_SIZE(secret_keys)) {
-            unknown_key(l, &e[i], "in account", names, n_names);
+            config_unknown_key(l, &e[i], "in account", names, n_names);
             continue;
         }
         if (secret_e != NULL) {
-            error_at(l, e[i].knode, "%s has two secret sources (%s and %s)",
-                     label, secret_e->key, key);
+            config_error_at(l, e[i].knode,
+                            "%s has two secret sources (%s and %s)", label,
+                            secret_e->key, key);
             continue;
         }
         secret_e = &e[i];
         a->secret.kind = (enum config_secret_kind)kind;
         if (kind == CONFIG_SECRET_TOKEN_COMMAND)
             token_e = &e[i];
-        if (get_string(l, key, v, 0, &a->secret.value) == 0)
+        if (config_get_string(l, key, v, 0, &a->secret.value) == 0)
             check_secret(l, a->secret.kind, &e[i], a->secret.value);
     }
     if (l->aborted) {
         free(e);
-        conn_free(&acc);
+        config_conn_free(&acc);
         return;
     }
 
@@ -562,32 +576,37 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
         format_duration(&t, a->reconnect_min);
         buf_append_char(&t, ')');
         if (src != NULL)
-            error_pos(l, src->line[at], src->col[at], "%s", buf_cstr(&t));
+            config_error_pos(l, src->line[at], src->col[at], "%s",
+                             buf_cstr(&t));
         else
-            error_pos(l, mp.line, mp.col, "%s", buf_cstr(&t));
+            config_error_pos(l, mp.line, mp.col, "%s", buf_cstr(&t));
         buf_free(&t);
     }
 
     if (a->tunnel == NULL) {
         if (!host_given)
-            error_at(l, map, "%s has no host", label);
+            config_error_at(l, map, "%s has no host", label);
         if (!user_given)
-            error_at(l, map, "%s has no user", label);
+            config_error_at(l, map, "%s has no user", label);
         if (secret_e == NULL)
-            error_at(l, map, "%s has no secret source (give one of "
-                     "password_file, password_command, password_credential, "
-                     "password_env, password, token_command)", label);
+            config_error_at(
+                l, map,
+                "%s has no secret source (give one of "
+                "password_file, password_command, password_credential, "
+                "password_env, password, token_command)",
+                label);
     }
     if (token_e != NULL && a->auth != CONFIG_AUTH_AUTO &&
         a->auth != CONFIG_AUTH_XOAUTH2 && a->auth != CONFIG_AUTH_OAUTHBEARER)
-        error_at(l, token_e->knode, "token_command needs auth xoauth2, "
-                 "oauthbearer or auto (not %s)", auth_words[a->auth]);
+        config_error_at(l, token_e->knode, "token_command needs auth xoauth2, "
+                        "oauthbearer or auto (not %s)", auth_words[a->auth]);
 
     if (mailboxes_v == NULL)
-        error_at(l, map, "%s has no mailboxes", label);
-    else if (get_mailbox_list(l, mailboxes_v, &a->mailboxes,
-                              &a->n_mailboxes, NULL) == 1)
-        error_at(l, mailboxes_v, "mailboxes must list at least one mailbox");
+        config_error_at(l, map, "%s has no mailboxes", label);
+    else if (config_get_mailbox_list(l, mailboxes_v, &a->mailboxes,
+                                     &a->n_mailboxes, NULL) == 1)
+        config_error_at(l, mailboxes_v,
+                        "mailboxes must list at least one mailbox");
 
     if (rules_v != NULL)
         parse_account_rules(l, a, label, rules_v);
@@ -598,40 +617,40 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
         a->n_rules = c->n_rules;
     }
     free(e);
-    conn_free(&acc);
+    config_conn_free(&acc);
 }
 
 void
-parse_accounts(struct loader *l, const yaml_node_t *seq)
+config_parse_accounts(struct loader *l, const yaml_node_t *seq)
 {
     const yaml_node_item_t *items;
     size_t n_items;
 
-    if (seq->type == YAML_SCALAR_NODE && is_null(seq)) {
-        error_at(l, seq, "at least one account is required");
+    if (seq->type == YAML_SCALAR_NODE && config_is_null(seq)) {
+        config_error_at(l, seq, "at least one account is required");
         return;
     }
     if (seq->type != YAML_SEQUENCE_NODE) {
-        error_at(l, seq, "accounts must be a list of accounts, not %s",
-                 node_kind(seq));
+        config_error_at(l, seq, "accounts must be a list of accounts, not %s",
+                        config_node_kind(seq));
         return;
     }
     items = seq->data.sequence.items.start;
     n_items = (size_t)(seq->data.sequence.items.top - items);
     if (n_items == 0) {
-        error_at(l, seq, "at least one account is required");
+        config_error_at(l, seq, "at least one account is required");
         return;
     }
     l->c->accounts = xcalloc(n_items, sizeof(*l->c->accounts));
     l->apos = xcalloc(n_items, sizeof(*l->apos));
     for (size_t i = 0; i < n_items && !l->aborted; i++) {
-        const yaml_node_t *item = visit(l, items[i]);
+        const yaml_node_t *item = config_visit(l, items[i]);
 
         if (item == NULL)
             break;
         if (item->type != YAML_MAPPING_NODE) {
-            error_at(l, item, "account must be a mapping, not %s",
-                     node_kind(item));
+            config_error_at(l, item, "account must be a mapping, not %s",
+                            config_node_kind(item));
             continue;
         }
         parse_account(l, item, i);
@@ -641,7 +660,7 @@ parse_accounts(struct loader *l, const yaml_node_t *seq)
 /* A rule restricted to a mailbox that no account using it watches never
  * acts there: most likely a typo. */
 void
-check_rule_mailboxes(struct loader *l)
+config_check_rule_mailboxes(struct loader *l)
 {
     const struct config *c = l->c;
 
@@ -658,16 +677,18 @@ check_rule_mailboxes(struct loader *l)
                                     sizeof(*acc->rules), size_cmp) != NULL;
 
                 for (size_t i = 0; uses && i < acc->n_mailboxes; i++) {
-                    if (mailbox_eq(acc->mailboxes[i], rule->mailboxes[m]))
+                    if (config_mailbox_eq(acc->mailboxes[i],
+                                          rule->mailboxes[m]))
                         watched = true;
                 }
             }
             if (!watched)
-                warning_pos(l, l->rinfo[r].mb_pos[m].line,
-                            l->rinfo[r].mb_pos[m].col,
-                            "rule \"%s\" applies to mailbox \"%s\", which "
-                            "no account using the rule watches",
-                            show(l, rule->name), show(l, rule->mailboxes[m]));
+                config_warning_pos(
+                    l, l->rinfo[r].mb_pos[m].line, l->rinfo[r].mb_pos[m].col,
+                    "rule \"%s\" applies to mailbox \"%s\", which "
+                    "no account using the rule watches",
+                    config_show(l, rule->name),
+                    config_show(l, rule->mailboxes[m]));
         }
     }
 }

@@ -94,87 +94,90 @@ struct entry {
  * return 0 (value stored), 1 (null: the caller's default) or -1
  * (reported). `what` names the field in messages. */
 
-struct pos node_pos(const yaml_node_t *n);
-void error_pos(struct loader *l, unsigned line, unsigned col,
-               const char *fmt, ...) PRINTF_LIKE(4, 5);
-void error_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
-    PRINTF_LIKE(3, 4);
-void warning_pos(struct loader *l, unsigned line, unsigned col,
-                 const char *fmt, ...) PRINTF_LIKE(4, 5);
+struct pos config_node_pos(const yaml_node_t *n);
+void config_error_pos(struct loader *l, unsigned line, unsigned col,
+                      const char *fmt, ...) PRINTF_LIKE(4, 5);
+void config_error_at(struct loader *l, const yaml_node_t *n, const char *fmt,
+                     ...) PRINTF_LIKE(3, 4);
+void config_warning_pos(struct loader *l, unsigned line, unsigned col,
+                        const char *fmt, ...) PRINTF_LIKE(4, 5);
 /* User text for a message: quoted characters escaped, long text cut. The
  * result lives until SHOW_SLOTS more calls. */
-const char *show(struct loader *l, const char *s);
+const char *config_show(struct loader *l, const char *s);
 /* The node with this id, counted against the visit limit (aliases). NULL
  * once the load is aborted, for no such node, or past the limit (reported;
  * the load is then aborted). */
-yaml_node_t *visit(struct loader *l, int id);
+yaml_node_t *config_visit(struct loader *l, int id);
 /* A YAML null: tagged !!null, or a plain ~, null, Null, NULL or nothing. */
-bool is_null(const yaml_node_t *n);
+bool config_is_null(const yaml_node_t *n);
 /* "a mapping", "a sequence", "null" or "a string", for messages. */
-const char *node_kind(const yaml_node_t *n);
+const char *config_node_kind(const yaml_node_t *n);
 /* Report e's key as unknown `where` ("in daemon"), suggesting the closest
  * of names[] (NULL entries skipped). */
-void unknown_key(struct loader *l, const struct entry *e, const char *where,
-                 const char *const *names, size_t n_names);
+void config_unknown_key(struct loader *l, const struct entry *e,
+                        const char *where, const char *const *names,
+                        size_t n_names);
 /* The pairs of a mapping, in order. Keys that are not text and repeated
  * keys are reported and left out. Caller frees *out. */
-size_t map_entries(struct loader *l, const yaml_node_t *map,
-                   struct entry **out);
+size_t config_map_entries(struct loader *l, const yaml_node_t *map,
+                          struct entry **out);
 
 /* Text (valid UTF-8, no NUL); *text_r points into the document. */
-int get_text(struct loader *l, const char *what, const char *expect,
-             const yaml_node_t *v, const char **text_r);
-/* Like get_text, but null is an error too. */
-int need_text(struct loader *l, const char *what, const char *expect,
-              const yaml_node_t *v, const char **text_r);
+int config_get_text(struct loader *l, const char *what, const char *expect,
+                    const yaml_node_t *v, const char **text_r);
+/* Like config_get_text, but null is an error too. */
+int config_need_text(struct loader *l, const char *what, const char *expect,
+                     const yaml_node_t *v, const char **text_r);
 enum {
     STR_NULLABLE = 1 << 0,
     STR_EMPTY_OK = 1 << 1,
 };
 /* A copy of the text in *out (caller frees); flags: STR_*. */
-int get_string(struct loader *l, const char *what, const yaml_node_t *v,
-               unsigned flags, char **out);
-int get_bool(struct loader *l, const char *what, const yaml_node_t *v,
-             bool *out);
+int config_get_string(struct loader *l, const char *what, const yaml_node_t *v,
+                      unsigned flags, char **out);
+int config_get_bool(struct loader *l, const char *what, const yaml_node_t *v,
+                    bool *out);
 /* The index of v in the NULL-terminated words; expect lists them. */
-int get_word(struct loader *l, const char *what, const char *const *words,
-             const char *expect, const yaml_node_t *v, unsigned *out);
+int config_get_word(struct loader *l, const char *what,
+                    const char *const *words, const char *expect,
+                    const yaml_node_t *v, unsigned *out);
 /* Integers and durations (seconds) within min..max, described by range. */
-int get_uint(struct loader *l, const char *what, const yaml_node_t *v,
-             uint64_t min, uint64_t max, const char *range, uint64_t *out);
-int get_duration(struct loader *l, const char *what, const yaml_node_t *v,
-                 uint64_t min, uint64_t max, const char *range,
-                 uint64_t *out);
+int config_get_uint(struct loader *l, const char *what, const yaml_node_t *v,
+                    uint64_t min, uint64_t max, const char *range,
+                    uint64_t *out);
+int config_get_duration(struct loader *l, const char *what,
+                        const yaml_node_t *v, uint64_t min, uint64_t max,
+                        const char *range, uint64_t *out);
 /* A size in bytes. */
-int get_size(struct loader *l, const char *what, const yaml_node_t *v,
-             uint64_t *out);
+int config_get_size(struct loader *l, const char *what, const yaml_node_t *v,
+                    uint64_t *out);
 /* A mailbox name (rule_check_mailbox()); caller frees *out. */
-int get_mailbox(struct loader *l, const char *what, const yaml_node_t *v,
-                bool nullable, char **out);
+int config_get_mailbox(struct loader *l, const char *what,
+                       const yaml_node_t *v, bool nullable, char **out);
 /* A mailbox name or a sequence of them, without repeats (INBOX in any case
  * stored as INBOX); an empty sequence is an error. Positions go to *pos_r
  * when asked for (caller frees). */
-int get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
-                     size_t *n_r, struct pos **pos_r);
+int config_get_mailbox_list(struct loader *l, const yaml_node_t *v,
+                            char ***list_r, size_t *n_r, struct pos **pos_r);
 /* An account or rule name: 1 to MAX_NAME_LEN of [A-Za-z0-9._-]. */
-bool valid_name(const char *s);
+bool config_valid_name(const char *s);
 /* Mailbox names equal, INBOX in any case. */
-bool mailbox_eq(const char *a, const char *b);
+bool config_mailbox_eq(const char *a, const char *b);
 
 /* --- config_account.c ---------------------------------------------------- */
 
 /* Free the strings of a connection settings record. */
-void conn_free(struct conn *cn);
+void config_conn_free(struct conn *cn);
 /* The `defaults` section, into l->defaults. */
-void parse_defaults(struct loader *l, const yaml_node_t *map);
+void config_parse_defaults(struct loader *l, const yaml_node_t *map);
 /* The `accounts` section; rules must be parsed already. */
-void parse_accounts(struct loader *l, const yaml_node_t *seq);
+void config_parse_accounts(struct loader *l, const yaml_node_t *seq);
 /* Warn about rule mailboxes that no account using the rule watches. */
-void check_rule_mailboxes(struct loader *l);
+void config_check_rule_mailboxes(struct loader *l);
 
 /* --- config_rule.c ------------------------------------------------------- */
 
 /* The `rules` section, into l->c->rules and l->rinfo. */
-void parse_rules(struct loader *l, const yaml_node_t *seq);
+void config_parse_rules(struct loader *l, const yaml_node_t *seq);
 
 #endif

@@ -179,7 +179,7 @@ set_regex(struct loader *l, struct rule_node *node, const char *pattern,
 static struct rule_node *
 placeholder(const yaml_node_t *at)
 {
-    struct pos p = node_pos(at);
+    struct pos p = config_node_pos(at);
 
     return rule_node_new(RULE_SEEN, p.line, p.col);
 }
@@ -194,7 +194,7 @@ build_leaf(struct loader *l, enum rule_key k, const struct entry *e,
 {
     const char *name = rule_key_name(k);
     const yaml_node_t *v = e->vnode;
-    struct pos p = node_pos(e->knode);
+    struct pos p = config_node_pos(e->knode);
     struct rule_node *node = rule_node_new(k, p.line, p.col);
     const char *s = NULL;
     char *err = NULL;
@@ -204,50 +204,50 @@ build_leaf(struct loader *l, enum rule_key k, const struct entry *e,
 
     switch (rule_key_value_kind(k)) {
     case RULE_VALUE_TRUE:
-        r = get_bool(l, name, v, &b);
+        r = config_get_bool(l, name, v, &b);
         if (r == 1)
-            error_at(l, v, "%s must be true, not null", name);
+            config_error_at(l, v, "%s must be true, not null", name);
         else if (r == 0 && !b)
-            error_at(l, v, "%s must be true (remove the key otherwise)",
-                     name);
+            config_error_at(l, v, "%s must be true (remove the key otherwise)",
+                            name);
         r = r == 0 && b ? 0 : -1;
         break;
     case RULE_VALUE_STRING:
-        r = need_text(l, name, "a string", v, &s);
+        r = config_need_text(l, name, "a string", v, &s);
         if (r == 0)
             r = rule_node_set_string(node, s, &err);
         break;
     case RULE_VALUE_DURATION:
-        r = get_duration(l, name, v, 1, UNITS_DURATION_MAX, "at least 1s",
-                         &x);
+        r = config_get_duration(l, name, v, 1, UNITS_DURATION_MAX,
+                                "at least 1s", &x);
         if (r == 1)
-            error_at(l, v, "%s must be a duration, not null", name);
+            config_error_at(l, v, "%s must be a duration, not null", name);
         node->num = x;
         break;
     case RULE_VALUE_SIZE:
-        r = get_size(l, name, v, &x);
+        r = config_get_size(l, name, v, &x);
         if (r == 1)
-            error_at(l, v, "%s must be a size, not null", name);
+            config_error_at(l, v, "%s must be a size, not null", name);
         node->num = x;
         break;
     case RULE_VALUE_BOOL:
-        r = get_bool(l, name, v, &b);
+        r = config_get_bool(l, name, v, &b);
         if (r == 1)
-            error_at(l, v, "%s must be true or false, not null", name);
+            config_error_at(l, v, "%s must be true or false, not null", name);
         node->flag = b;
         break;
     case RULE_VALUE_DIGEST:
-        r = need_text(l, name, "a hex digest", v, &s);
+        r = config_need_text(l, name, "a hex digest", v, &s);
         if (r == 0)
             r = rule_node_set_digest(node, s, &err);
         break;
     case RULE_VALUE_REGEX:
-        r = need_text(l, name, "a regular expression", v, &s);
+        r = config_need_text(l, name, "a regular expression", v, &s);
         if (r == 0)
             r = set_regex(l, node, s, &err);
         break;
     case RULE_VALUE_DUPLICATE:
-        r = need_text(l, name, "message_id or body", v, &s);
+        r = config_need_text(l, name, "message_id or body", v, &s);
         if (r == 0)
             r = rule_node_set_duplicate(node, s, &err);
         break;
@@ -256,7 +256,7 @@ build_leaf(struct loader *l, enum rule_key k, const struct entry *e,
         break;
     }
     if (err != NULL) {
-        error_at(l, v, "%s", err);
+        config_error_at(l, v, "%s", err);
         free(err);
     }
     if (r != 0) {
@@ -279,33 +279,35 @@ build_header_map(struct loader *l, enum rule_key k, const struct entry *e,
     bool ok = true;
 
     if (v->type != YAML_MAPPING_NODE) {
-        error_at(l, v, "%s must be a mapping of header names to %s, not %s",
-                 name, k == RULE_HEADER ? "strings" : "regular expressions",
-                 node_kind(v));
+        config_error_at(
+            l, v, "%s must be a mapping of header names to %s, not %s", name,
+            k == RULE_HEADER ? "strings" : "regular expressions",
+            config_node_kind(v));
         return false;
     }
-    n = map_entries(l, v, &he);
+    n = config_map_entries(l, v, &he);
     if (n == 0 && v->data.mapping.pairs.top == v->data.mapping.pairs.start) {
-        error_at(l, v, "%s needs at least one \"Name: value\" entry", name);
+        config_error_at(l, v, "%s needs at least one \"Name: value\" entry",
+                        name);
         free(he);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        struct pos p = node_pos(he[i].knode);
+        struct pos p = config_node_pos(he[i].knode);
         struct rule_node *node = rule_node_new(k, p.line, p.col);
         char *err = NULL;
         const char *s;
         int r;
 
         if (rule_node_set_header_name(node, he[i].key, &err) < 0) {
-            error_at(l, he[i].knode, "%s", err);
+            config_error_at(l, he[i].knode, "%s", err);
             free(err);
             err = NULL;
             ok = false;
         }
-        r = need_text(l, name, k == RULE_HEADER ? "a string"
-                                                : "a regular expression",
-                      he[i].vnode, &s);
+        r = config_need_text(
+            l, name, k == RULE_HEADER ? "a string" : "a regular expression",
+            he[i].vnode, &s);
         if (r == 0) {
             if (k == RULE_HEADER)
                 r = rule_node_set_string(node, s, &err);
@@ -313,7 +315,7 @@ build_header_map(struct loader *l, enum rule_key k, const struct entry *e,
                 r = set_regex(l, node, s, &err);
         }
         if (err != NULL) {
-            error_at(l, he[i].vnode, "%s", err);
+            config_error_at(l, he[i].vnode, "%s", err);
             free(err);
         }
         if (r != 0)
@@ -329,12 +331,14 @@ build_nested(struct loader *l, enum rule_key k, const struct entry *e,
              struct rule_node *and_node, unsigned depth)
 {
     const yaml_node_t *v = e->vnode;
-    struct pos p = node_pos(e->knode);
+    struct pos p = config_node_pos(e->knode);
     struct rule_node *node;
 
     if (depth + 1 > MAX_MATCH_DEPTH) {
-        error_at(l, e->knode, "match nested too deeply (at most %d levels "
-                 "of any/not)", MAX_MATCH_DEPTH);
+        config_error_at(l, e->knode,
+                        "match nested too deeply (at most %d levels "
+                        "of any/not)",
+                        MAX_MATCH_DEPTH);
         return false;
     }
     if (k == RULE_NOT) {
@@ -342,11 +346,11 @@ build_nested(struct loader *l, enum rule_key k, const struct entry *e,
         struct pos mp;
 
         if (v->type != YAML_MAPPING_NODE) {
-            error_at(l, v, "not must be a match mapping, not %s",
-                     node_kind(v));
+            config_error_at(l, v, "not must be a match mapping, not %s",
+                            config_node_kind(v));
             return false;
         }
-        mp = node_pos(v);
+        mp = config_node_pos(v);
         node = rule_node_new(RULE_NOT, p.line, p.col);
         child = rule_node_new(RULE_AND, mp.line, mp.col);
         build_match(l, v, child, depth + 1);
@@ -356,27 +360,29 @@ build_nested(struct loader *l, enum rule_key k, const struct entry *e,
         size_t n_items;
 
         if (v->type != YAML_SEQUENCE_NODE) {
-            error_at(l, v, "any must be a list of match mappings, not %s",
-                     node_kind(v));
+            config_error_at(l, v,
+                            "any must be a list of match mappings, not %s",
+                            config_node_kind(v));
             return false;
         }
         node = rule_node_new(RULE_ANY, p.line, p.col);
         items = v->data.sequence.items.start;
         n_items = (size_t)(v->data.sequence.items.top - items);
         for (size_t i = 0; i < n_items && !l->aborted; i++) {
-            const yaml_node_t *item = visit(l, items[i]);
+            const yaml_node_t *item = config_visit(l, items[i]);
             struct rule_node *child;
             struct pos ip;
 
             if (item == NULL)
                 break;
             if (item->type != YAML_MAPPING_NODE) {
-                error_at(l, item, "any items must be match mappings, not %s",
-                         node_kind(item));
+                config_error_at(l, item,
+                                "any items must be match mappings, not %s",
+                                config_node_kind(item));
                 rule_node_add_child(node, placeholder(item));
                 continue;
             }
-            ip = node_pos(item);
+            ip = config_node_pos(item);
             child = rule_node_new(RULE_AND, ip.line, ip.col);
             build_match(l, item, child, depth + 1);
             rule_node_add_child(node, child);
@@ -396,13 +402,13 @@ build_match(struct loader *l, const yaml_node_t *map,
 
     for (unsigned k = 0; k < RULE_KEY_COUNT; k++)
         names[k] = k == RULE_AND ? NULL : rule_key_name((enum rule_key)k);
-    n = map_entries(l, map, &e);
+    n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n && !l->aborted; i++) {
         enum rule_key k;
         bool ok;
 
         if (rule_key_lookup(e[i].key, &k) < 0) {
-            unknown_key(l, &e[i], "in match", names, RULE_KEY_COUNT);
+            config_unknown_key(l, &e[i], "in match", names, RULE_KEY_COUNT);
             ok = false;
         } else {
             switch (rule_key_value_kind(k)) {
@@ -438,33 +444,34 @@ get_flags(struct loader *l, struct rule *r, const yaml_node_t *v)
     bool ok = true;
 
     if (v->type == YAML_MAPPING_NODE) {
-        error_at(l, v, "flag must be a flag or a list of flags, not a "
-                       "mapping");
+        config_error_at(l, v, "flag must be a flag or a list of flags, not a "
+                              "mapping");
         return false;
     }
     if (v->type == YAML_SEQUENCE_NODE) {
         items = v->data.sequence.items.start;
         n_items = (size_t)(v->data.sequence.items.top - items);
     }
-    if (is_null(v) || n_items == 0) {
-        error_at(l, v, "flag needs at least one flag");
+    if (config_is_null(v) || n_items == 0) {
+        config_error_at(l, v, "flag needs at least one flag");
         return false;
     }
     r->flags = xcalloc(n_items, sizeof(*r->flags));
     for (size_t i = 0; i < n_items; i++) {
-        const yaml_node_t *item = items == NULL ? v : visit(l, items[i]);
+        const yaml_node_t *item =
+            items == NULL ? v : config_visit(l, items[i]);
         const char *s;
         char *err = NULL;
         size_t j;
 
         if (item == NULL)
             return false;
-        if (need_text(l, "flag", "a string", item, &s) != 0) {
+        if (config_need_text(l, "flag", "a string", item, &s) != 0) {
             ok = false;
             continue;
         }
         if (rule_check_flag(s, &err) < 0) {
-            error_at(l, item, "%s", err);
+            config_error_at(l, item, "%s", err);
             free(err);
             ok = false;
             continue;
@@ -472,7 +479,8 @@ get_flags(struct loader *l, struct rule *r, const yaml_node_t *v)
         for (j = 0; j < r->n_flags && !util_strcaseeq(r->flags[j], s); j++)
             ;
         if (j < r->n_flags) {
-            error_at(l, item, "flag \"%s\" is listed twice", show(l, s));
+            config_error_at(l, item, "flag \"%s\" is listed twice",
+                            config_show(l, s));
             ok = false;
             continue;
         }
@@ -490,28 +498,29 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
     const char *s;
     size_t n;
 
-    if (v->type == YAML_SCALAR_NODE && !is_null(v)) {
-        if (get_text(l, "action", "a string", v, &s) != 0)
+    if (v->type == YAML_SCALAR_NODE && !config_is_null(v)) {
+        if (config_get_text(l, "action", "a string", v, &s) != 0)
             return;
         if (strcmp(s, "delete") == 0)
             r->action = RULE_ACTION_DELETE;
         else if (strcmp(s, "trash") == 0)
             r->action = RULE_ACTION_TRASH;
         else if (strcmp(s, "move") == 0)
-            error_at(l, v, "move needs a target mailbox");
+            config_error_at(l, v, "move needs a target mailbox");
         else if (strcmp(s, "flag") == 0)
-            error_at(l, v, "flag needs at least one flag");
+            config_error_at(l, v, "flag needs at least one flag");
         else
-            error_at(l, v, "%s", must);
+            config_error_at(l, v, "%s", must);
         return;
     }
     if (v->type != YAML_MAPPING_NODE) {
-        error_at(l, v, "%s, not %s", must, node_kind(v));
+        config_error_at(l, v, "%s, not %s", must, config_node_kind(v));
         return;
     }
-    n = map_entries(l, v, &e);
+    n = config_map_entries(l, v, &e);
     if (v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1) {
-        error_at(l, v, "action must have exactly one key: move or flag");
+        config_error_at(l, v,
+                        "action must have exactly one key: move or flag");
         free(e);
         return;
     }
@@ -521,16 +530,16 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
         if (strcmp(e[i].key, "move") == 0) {
             r->action = RULE_ACTION_MOVE;
             if (tv->type == YAML_SCALAR_NODE &&
-                (is_null(tv) || tv->data.scalar.length == 0))
-                error_at(l, tv, "move needs a target mailbox");
+                (config_is_null(tv) || tv->data.scalar.length == 0))
+                config_error_at(l, tv, "move needs a target mailbox");
             else
-                get_mailbox(l, "move", tv, false, &r->target);
+                config_get_mailbox(l, "move", tv, false, &r->target);
         } else if (strcmp(e[i].key, "flag") == 0) {
             r->action = RULE_ACTION_FLAG;
             get_flags(l, r, tv);
         } else {
-            unknown_key(l, &e[i], "in action", action_keys,
-                        ARRAY_SIZE(action_keys));
+            config_unknown_key(l, &e[i], "in action", action_keys,
+                               ARRAY_SIZE(action_keys));
         }
     }
     free(e);
@@ -539,7 +548,7 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
 static void
 validate_report(void *arg, unsigned line, unsigned col, const char *msg)
 {
-    error_pos(arg, line, col, "%s", msg);
+    config_error_pos(arg, line, col, "%s", msg);
 }
 
 static void
@@ -547,7 +556,7 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
 {
     struct config *c = l->c;
     struct rule_info *ri = &l->rinfo[c->n_rules];
-    struct pos mp = node_pos(map);
+    struct pos mp = config_node_pos(map);
     const yaml_node_t *name_v = NULL;
     const char *name = NULL;
     struct rule *r;
@@ -556,31 +565,36 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
     bool has_match = false, has_action = false;
     size_t n;
 
-    n = map_entries(l, map, &e);
+    n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(e[i].key, "name") == 0)
             name_v = e[i].vnode;
     }
     if (name_v == NULL) {
-        error_at(l, map, "rule #%zu has no name", index + 1);
-    } else if (need_text(l, "name", "a string", name_v, &name) == 0) {
-        ri->name_pos = node_pos(name_v);
-        if (!valid_name(name)) {
-            error_at(l, name_v, "invalid rule name \"%s\" (1 to %d letters, "
-                     "digits, '.', '_' or '-')", show(l, name), MAX_NAME_LEN);
+        config_error_at(l, map, "rule #%zu has no name", index + 1);
+    } else if (config_need_text(l, "name", "a string", name_v, &name) == 0) {
+        ri->name_pos = config_node_pos(name_v);
+        if (!config_valid_name(name)) {
+            config_error_at(l, name_v,
+                            "invalid rule name \"%s\" (1 to %d letters, "
+                            "digits, '.', '_' or '-')",
+                            config_show(l, name), MAX_NAME_LEN);
         }
         for (size_t j = 0; j < c->n_rules; j++) {
             if (l->rinfo[j].has_name && strcmp(c->rules[j]->name, name) == 0) {
-                error_at(l, name_v, "rule \"%s\" is defined twice (first at "
-                         "%u:%u)", show(l, name), l->rinfo[j].name_pos.line,
-                         l->rinfo[j].name_pos.col);
+                config_error_at(l, name_v,
+                                "rule \"%s\" is defined twice (first at "
+                                "%u:%u)",
+                                config_show(l, name),
+                                l->rinfo[j].name_pos.line,
+                                l->rinfo[j].name_pos.col);
                 break;
             }
         }
         ri->has_name = true;
     }
     if (ri->has_name)
-        snprintf(label, sizeof(label), "rule \"%s\"", show(l, name));
+        snprintf(label, sizeof(label), "rule \"%s\"", config_show(l, name));
     else
         snprintf(label, sizeof(label), "rule #%zu", index + 1);
     r = rule_new(ri->has_name ? name : "", mp.line, mp.col);
@@ -593,15 +607,15 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
         if (strcmp(key, "name") == 0) {
             continue;
         } else if (strcmp(key, "mailboxes") == 0) {
-            get_mailbox_list(l, v, &r->mailboxes, &r->n_mailboxes,
-                             &ri->mb_pos);
+            config_get_mailbox_list(l, v, &r->mailboxes, &r->n_mailboxes,
+                                    &ri->mb_pos);
         } else if (strcmp(key, "match") == 0) {
-            struct pos p = node_pos(v);
+            struct pos p = config_node_pos(v);
 
             has_match = true;
             if (v->type != YAML_MAPPING_NODE) {
-                error_at(l, v, "match must be a mapping, not %s",
-                         node_kind(v));
+                config_error_at(l, v, "match must be a mapping, not %s",
+                                config_node_kind(v));
                 continue;
             }
             r->match = rule_node_new(RULE_AND, p.line, p.col);
@@ -612,38 +626,39 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
         } else if (strcmp(key, "keep_newest") == 0) {
             uint64_t x;
 
-            if (get_uint(l, key, v, 1, UINT32_MAX, "1 or more", &x) == 0)
+            if (config_get_uint(l, key, v, 1, UINT32_MAX, "1 or more",
+                                &x) == 0)
                 r->keep_newest = (uint32_t)x;
         } else if (strcmp(key, "dry_run") == 0) {
             bool b;
 
-            if (get_bool(l, key, v, &b) == 0)
+            if (config_get_bool(l, key, v, &b) == 0)
                 r->dry_run = b;
         } else {
-            unknown_key(l, &e[i], "in rule", rule_keys,
-                        ARRAY_SIZE(rule_keys));
+            config_unknown_key(l, &e[i], "in rule", rule_keys,
+                               ARRAY_SIZE(rule_keys));
         }
     }
     free(e);
     if (l->aborted)
         return;
     if (!has_match)
-        error_at(l, map, "%s has no match", label);
+        config_error_at(l, map, "%s has no match", label);
     if (!has_action)
-        error_at(l, map, "%s has no action", label);
+        config_error_at(l, map, "%s has no action", label);
     if (r->match != NULL)
         rule_validate(r, validate_report, l);
 }
 
 void
-parse_rules(struct loader *l, const yaml_node_t *seq)
+config_parse_rules(struct loader *l, const yaml_node_t *seq)
 {
     const yaml_node_item_t *items;
     size_t n_items;
 
     if (seq->type != YAML_SEQUENCE_NODE) {
-        error_at(l, seq, "rules must be a list of rules, not %s",
-                 node_kind(seq));
+        config_error_at(l, seq, "rules must be a list of rules, not %s",
+                        config_node_kind(seq));
         return;
     }
     items = seq->data.sequence.items.start;
@@ -651,13 +666,13 @@ parse_rules(struct loader *l, const yaml_node_t *seq)
     l->c->rules = xcalloc(n_items, sizeof(*l->c->rules));
     l->rinfo = xcalloc(n_items, sizeof(*l->rinfo));
     for (size_t i = 0; i < n_items && !l->aborted; i++) {
-        const yaml_node_t *item = visit(l, items[i]);
+        const yaml_node_t *item = config_visit(l, items[i]);
 
         if (item == NULL)
             break;
         if (item->type != YAML_MAPPING_NODE) {
-            error_at(l, item, "rule must be a mapping, not %s",
-                     node_kind(item));
+            config_error_at(l, item, "rule must be a mapping, not %s",
+                            config_node_kind(item));
             continue;
         }
         parse_rule(l, item, i);

@@ -18,7 +18,7 @@
 /* --- nodes and messages -------------------------------------------------- */
 
 struct pos
-node_pos(const yaml_node_t *n)
+config_node_pos(const yaml_node_t *n)
 {
     struct pos p;
 
@@ -31,7 +31,8 @@ node_pos(const yaml_node_t *n)
 }
 
 void PRINTF_LIKE(4, 5)
-error_pos(struct loader *l, unsigned line, unsigned col, const char *fmt, ...)
+config_error_pos(struct loader *l, unsigned line, unsigned col,
+                 const char *fmt, ...)
 {
     va_list ap;
 
@@ -42,9 +43,9 @@ error_pos(struct loader *l, unsigned line, unsigned col, const char *fmt, ...)
 }
 
 void PRINTF_LIKE(3, 4)
-error_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+config_error_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
 {
-    struct pos p = node_pos(n);
+    struct pos p = config_node_pos(n);
     va_list ap;
 
     va_start(ap, fmt);
@@ -54,8 +55,8 @@ error_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
 }
 
 void PRINTF_LIKE(4, 5)
-warning_pos(struct loader *l, unsigned line, unsigned col, const char *fmt,
-            ...)
+config_warning_pos(struct loader *l, unsigned line, unsigned col,
+                   const char *fmt, ...)
 {
     va_list ap;
 
@@ -66,7 +67,7 @@ warning_pos(struct loader *l, unsigned line, unsigned col, const char *fmt,
 }
 
 const char *
-show(struct loader *l, const char *s)
+config_show(struct loader *l, const char *s)
 {
     struct buf *b = &l->show[l->show_next++ % SHOW_SLOTS];
     size_t len = strlen(s), n = 0;
@@ -92,7 +93,7 @@ show(struct loader *l, const char *s)
 }
 
 yaml_node_t *
-visit(struct loader *l, int id)
+config_visit(struct loader *l, int id)
 {
     yaml_node_t *n;
 
@@ -102,8 +103,9 @@ visit(struct loader *l, int id)
     if (n == NULL)
         return NULL;
     if (++l->visits > l->max_visits) {
-        error_at(l, n, "configuration too complex (aliases expand to too "
-                       "many nodes)");
+        config_error_at(l, n,
+                        "configuration too complex (aliases expand to too "
+                        "many nodes)");
         l->aborted = true;
         return NULL;
     }
@@ -111,7 +113,7 @@ visit(struct loader *l, int id)
 }
 
 bool
-is_null(const yaml_node_t *n)
+config_is_null(const yaml_node_t *n)
 {
     const char *v;
 
@@ -128,12 +130,12 @@ is_null(const yaml_node_t *n)
 }
 
 const char *
-node_kind(const yaml_node_t *n)
+config_node_kind(const yaml_node_t *n)
 {
     switch (n->type) {
     case YAML_MAPPING_NODE: return "a mapping";
     case YAML_SEQUENCE_NODE: return "a sequence";
-    case YAML_SCALAR_NODE: return is_null(n) ? "null" : "a string";
+    case YAML_SCALAR_NODE: return config_is_null(n) ? "null" : "a string";
     default: return "empty";
     }
 }
@@ -174,8 +176,8 @@ edit_distance(const char *a, const char *b)
 }
 
 void
-unknown_key(struct loader *l, const struct entry *e, const char *where,
-            const char *const *names, size_t n_names)
+config_unknown_key(struct loader *l, const struct entry *e, const char *where,
+                   const char *const *names, size_t n_names)
 {
     size_t id = (size_t)(e->knode - l->doc->nodes.start);
     const char *best = NULL;
@@ -198,11 +200,12 @@ unknown_key(struct loader *l, const struct entry *e, const char *where,
         }
     }
     if (best != NULL)
-        error_at(l, e->knode, "unknown key \"%s\" %s (did you mean \"%s\"?)",
-                 show(l, e->key), where, best);
+        config_error_at(l, e->knode,
+                        "unknown key \"%s\" %s (did you mean \"%s\"?)",
+                        config_show(l, e->key), where, best);
     else
-        error_at(l, e->knode, "unknown key \"%s\" %s", show(l, e->key),
-                 where);
+        config_error_at(l, e->knode, "unknown key \"%s\" %s",
+                        config_show(l, e->key), where);
 }
 
 static int
@@ -219,7 +222,8 @@ entry_cmp(const void *pa, const void *pb)
 
 /* Keys that are not text and repeated keys are reported and left out. */
 size_t
-map_entries(struct loader *l, const yaml_node_t *map, struct entry **out)
+config_map_entries(struct loader *l, const yaml_node_t *map,
+                   struct entry **out)
 {
     const yaml_node_pair_t *p = map->data.mapping.pairs.start;
     size_t n_pairs = (size_t)(map->data.mapping.pairs.top - p), n = 0, k;
@@ -227,22 +231,23 @@ map_entries(struct loader *l, const yaml_node_t *map, struct entry **out)
     struct entry **sorted;
 
     for (size_t i = 0; i < n_pairs; i++) {
-        yaml_node_t *kn = visit(l, p[i].key), *vn = visit(l, p[i].value);
+        yaml_node_t *kn = config_visit(l, p[i].key),
+                    *vn = config_visit(l, p[i].value);
 
         if (kn == NULL || vn == NULL)
             break;
         if (kn->type != YAML_SCALAR_NODE) {
-            error_at(l, kn, "mapping key must be a string, not %s",
-                     node_kind(kn));
+            config_error_at(l, kn, "mapping key must be a string, not %s",
+                            config_node_kind(kn));
             continue;
         }
         if (memchr(kn->data.scalar.value, '\0', kn->data.scalar.length)) {
-            error_at(l, kn, "key contains a NUL character");
+            config_error_at(l, kn, "key contains a NUL character");
             continue;
         }
         if (!util_utf8_valid((const char *)kn->data.scalar.value,
                              kn->data.scalar.length)) {
-            error_at(l, kn, "key is not valid UTF-8");
+            config_error_at(l, kn, "key is not valid UTF-8");
             continue;
         }
         e[n].key = (const char *)kn->data.scalar.value;
@@ -258,15 +263,16 @@ map_entries(struct loader *l, const yaml_node_t *map, struct entry **out)
         sorted[i] = &e[i];
     qsort(sorted, n, sizeof(*sorted), entry_cmp);
     for (size_t i = 1, head = 0; i < n; i++) {
-        struct pos first = node_pos(sorted[head]->knode);
+        struct pos first = config_node_pos(sorted[head]->knode);
 
         if (strcmp(sorted[i]->key, sorted[head]->key) != 0) {
             head = i;
             continue;
         }
         sorted[i]->dup = true;
-        error_at(l, sorted[i]->knode, "duplicate key \"%s\" (first at %u:%u)",
-                 show(l, sorted[i]->key), first.line, first.col);
+        config_error_at(l, sorted[i]->knode,
+                        "duplicate key \"%s\" (first at %u:%u)",
+                        config_show(l, sorted[i]->key), first.line, first.col);
     }
     free(sorted);
     k = 0;
@@ -281,22 +287,23 @@ map_entries(struct loader *l, const yaml_node_t *map, struct entry **out)
 /* --- typed values -------------------------------------------------------- */
 
 int
-get_text(struct loader *l, const char *what, const char *expect,
-         const yaml_node_t *v, const char **text_r)
+config_get_text(struct loader *l, const char *what, const char *expect,
+                const yaml_node_t *v, const char **text_r)
 {
     if (v->type != YAML_SCALAR_NODE) {
-        error_at(l, v, "%s must be %s, not %s", what, expect, node_kind(v));
+        config_error_at(l, v, "%s must be %s, not %s", what, expect,
+                        config_node_kind(v));
         return -1;
     }
-    if (is_null(v))
+    if (config_is_null(v))
         return 1;
     if (memchr(v->data.scalar.value, '\0', v->data.scalar.length)) {
-        error_at(l, v, "%s contains a NUL character", what);
+        config_error_at(l, v, "%s contains a NUL character", what);
         return -1;
     }
     if (!util_utf8_valid((const char *)v->data.scalar.value,
                          v->data.scalar.length)) {
-        error_at(l, v, "%s is not valid UTF-8", what);
+        config_error_at(l, v, "%s is not valid UTF-8", what);
         return -1;
     }
     *text_r = (const char *)v->data.scalar.value;
@@ -304,30 +311,31 @@ get_text(struct loader *l, const char *what, const char *expect,
 }
 
 int
-need_text(struct loader *l, const char *what, const char *expect,
-          const yaml_node_t *v, const char **text_r)
+config_need_text(struct loader *l, const char *what, const char *expect,
+                 const yaml_node_t *v, const char **text_r)
 {
-    int r = get_text(l, what, expect, v, text_r);
+    int r = config_get_text(l, what, expect, v, text_r);
 
     if (r == 1) {
-        error_at(l, v, "%s must be %s, not null", what, expect);
+        config_error_at(l, v, "%s must be %s, not null", what, expect);
         return -1;
     }
     return r;
 }
 
 int
-get_string(struct loader *l, const char *what, const yaml_node_t *v,
-           unsigned flags, char **out)
+config_get_string(struct loader *l, const char *what, const yaml_node_t *v,
+                  unsigned flags, char **out)
 {
     const char *s;
-    int r = (flags & STR_NULLABLE) ? get_text(l, what, "a string", v, &s)
-                                   : need_text(l, what, "a string", v, &s);
+    int r = (flags & STR_NULLABLE)
+                ? config_get_text(l, what, "a string", v, &s)
+                : config_need_text(l, what, "a string", v, &s);
 
     if (r != 0)
         return r;
     if (*s == '\0' && !(flags & STR_EMPTY_OK)) {
-        error_at(l, v, "%s must not be empty", what);
+        config_error_at(l, v, "%s must not be empty", what);
         return -1;
     }
     *out = xstrdup(s);
@@ -335,12 +343,13 @@ get_string(struct loader *l, const char *what, const yaml_node_t *v,
 }
 
 int
-get_bool(struct loader *l, const char *what, const yaml_node_t *v, bool *out)
+config_get_bool(struct loader *l, const char *what, const yaml_node_t *v,
+                bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on"};
     static const char *const no[] = {"false", "no", "off"};
     const char *s;
-    int r = get_text(l, what, "true or false", v, &s);
+    int r = config_get_text(l, what, "true or false", v, &s);
 
     if (r != 0)
         return r;
@@ -354,16 +363,16 @@ get_bool(struct loader *l, const char *what, const yaml_node_t *v, bool *out)
             return 0;
         }
     }
-    error_at(l, v, "%s must be true or false", what);
+    config_error_at(l, v, "%s must be true or false", what);
     return -1;
 }
 
 int
-get_word(struct loader *l, const char *what, const char *const *words,
-         const char *expect, const yaml_node_t *v, unsigned *out)
+config_get_word(struct loader *l, const char *what, const char *const *words,
+                const char *expect, const yaml_node_t *v, unsigned *out)
 {
     const char *s;
-    int r = get_text(l, what, expect, v, &s);
+    int r = config_get_text(l, what, expect, v, &s);
 
     if (r != 0)
         return r;
@@ -373,28 +382,29 @@ get_word(struct loader *l, const char *what, const char *const *words,
             return 0;
         }
     }
-    error_at(l, v, "%s must be %s", what, expect);
+    config_error_at(l, v, "%s must be %s", what, expect);
     return -1;
 }
 
 int
-get_uint(struct loader *l, const char *what, const yaml_node_t *v,
-         uint64_t min, uint64_t max, const char *range, uint64_t *out)
+config_get_uint(struct loader *l, const char *what, const yaml_node_t *v,
+                uint64_t min, uint64_t max, const char *range, uint64_t *out)
 {
     const char *s;
     uint64_t x;
-    int r = get_text(l, what, "an integer", v, &s);
+    int r = config_get_text(l, what, "an integer", v, &s);
 
     if (r != 0)
         return r;
     r = util_parse_u64(s, strlen(s), UINT64_MAX, &x);
     if (r == -EINVAL) {
-        error_at(l, v, "invalid %s \"%s\" (expected an integer %s)", what,
-                 show(l, s), range);
+        config_error_at(l, v, "invalid %s \"%s\" (expected an integer %s)",
+                        what, config_show(l, s), range);
         return -1;
     }
     if (r < 0 || x < min || x > max) {
-        error_at(l, v, "%s %s out of range (%s)", what, show(l, s), range);
+        config_error_at(l, v, "%s %s out of range (%s)", what,
+                        config_show(l, s), range);
         return -1;
     }
     *out = x;
@@ -402,28 +412,33 @@ get_uint(struct loader *l, const char *what, const yaml_node_t *v,
 }
 
 int
-get_duration(struct loader *l, const char *what, const yaml_node_t *v,
-             uint64_t min, uint64_t max, const char *range, uint64_t *out)
+config_get_duration(struct loader *l, const char *what, const yaml_node_t *v,
+                    uint64_t min, uint64_t max, const char *range,
+                    uint64_t *out)
 {
     const char *s;
     uint64_t x;
-    int r = get_text(l, what, "a duration", v, &s);
+    int r = config_get_text(l, what, "a duration", v, &s);
 
     if (r != 0)
         return r;
     r = units_parse_duration(s, &x);
     if (r == -ERANGE) {
-        error_at(l, v, "duration \"%s\" is too large (at most 100 years)",
-                 show(l, s));
+        config_error_at(l, v,
+                        "duration \"%s\" is too large (at most 100 years)",
+                        config_show(l, s));
         return -1;
     }
     if (r < 0) {
-        error_at(l, v, "invalid duration \"%s\" (expected e.g. 30s, 5m, 2h, "
-                       "14d)", show(l, s));
+        config_error_at(l, v,
+                        "invalid duration \"%s\" (expected e.g. 30s, 5m, 2h, "
+                        "14d)",
+                        config_show(l, s));
         return -1;
     }
     if (x < min || x > max) {
-        error_at(l, v, "%s %s out of range (%s)", what, show(l, s), range);
+        config_error_at(l, v, "%s %s out of range (%s)", what,
+                        config_show(l, s), range);
         return -1;
     }
     *out = x;
@@ -431,23 +446,25 @@ get_duration(struct loader *l, const char *what, const yaml_node_t *v,
 }
 
 int
-get_size(struct loader *l, const char *what, const yaml_node_t *v,
-         uint64_t *out)
+config_get_size(struct loader *l, const char *what, const yaml_node_t *v,
+                uint64_t *out)
 {
     const char *s;
     uint64_t x;
-    int r = get_text(l, what, "a size", v, &s);
+    int r = config_get_text(l, what, "a size", v, &s);
 
     if (r != 0)
         return r;
     r = units_parse_size(s, &x);
     if (r == -ERANGE) {
-        error_at(l, v, "size \"%s\" is too large (at most 1T)", show(l, s));
+        config_error_at(l, v, "size \"%s\" is too large (at most 1T)",
+                        config_show(l, s));
         return -1;
     }
     if (r < 0) {
-        error_at(l, v, "invalid size \"%s\" (expected e.g. 512, 10k, 5M, 1G)",
-                 show(l, s));
+        config_error_at(l, v,
+                        "invalid size \"%s\" (expected e.g. 512, 10k, 5M, 1G)",
+                        config_show(l, s));
         return -1;
     }
     *out = x;
@@ -455,17 +472,17 @@ get_size(struct loader *l, const char *what, const yaml_node_t *v,
 }
 
 int
-get_mailbox(struct loader *l, const char *what, const yaml_node_t *v,
-            bool nullable, char **out)
+config_get_mailbox(struct loader *l, const char *what, const yaml_node_t *v,
+                   bool nullable, char **out)
 {
     char *s = NULL, *err = NULL;
-    int r = get_string(l, what, v, nullable ? STR_NULLABLE | STR_EMPTY_OK
-                                            : STR_EMPTY_OK, &s);
+    int r = config_get_string(
+        l, what, v, nullable ? STR_NULLABLE | STR_EMPTY_OK : STR_EMPTY_OK, &s);
 
     if (r != 0)
         return r;
     if (rule_check_mailbox(s, &err) < 0) {
-        error_at(l, v, "%s", err);
+        config_error_at(l, v, "%s", err);
         free(err);
         free(s);
         return -1;
@@ -475,7 +492,7 @@ get_mailbox(struct loader *l, const char *what, const yaml_node_t *v,
 }
 
 bool
-valid_name(const char *s)
+config_valid_name(const char *s)
 {
     size_t len = strlen(s);
 
@@ -492,15 +509,15 @@ valid_name(const char *s)
 }
 
 bool
-mailbox_eq(const char *a, const char *b)
+config_mailbox_eq(const char *a, const char *b)
 {
     return strcmp(a, b) == 0 ||
            (util_strcaseeq(a, "INBOX") && util_strcaseeq(b, "INBOX"));
 }
 
 int
-get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
-                 size_t *n_r, struct pos **pos_r)
+config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
+                        size_t *n_r, struct pos **pos_r)
 {
     const yaml_node_item_t *items;
     size_t n_items;
@@ -509,11 +526,12 @@ get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
     size_t n = 0;
     bool bad = false;
 
-    if (v->type == YAML_SCALAR_NODE && is_null(v))
+    if (v->type == YAML_SCALAR_NODE && config_is_null(v))
         return 1;
     if (v->type == YAML_MAPPING_NODE) {
-        error_at(l, v, "mailboxes must be a mailbox name or a list of them, "
-                       "not a mapping");
+        config_error_at(l, v,
+                        "mailboxes must be a mailbox name or a list of them, "
+                        "not a mapping");
         return -1;
     }
     if (v->type == YAML_SCALAR_NODE) {
@@ -523,14 +541,15 @@ get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
         items = v->data.sequence.items.start;
         n_items = (size_t)(v->data.sequence.items.top - items);
         if (n_items == 0) {
-            error_at(l, v, "mailboxes must list at least one mailbox");
+            config_error_at(l, v, "mailboxes must list at least one mailbox");
             return -1;
         }
     }
     list = xcalloc(n_items, sizeof(*list));
     pos = xcalloc(n_items, sizeof(*pos));
     for (size_t i = 0; i < n_items; i++) {
-        const yaml_node_t *item = items == NULL ? v : visit(l, items[i]);
+        const yaml_node_t *item =
+            items == NULL ? v : config_visit(l, items[i]);
         char *name = NULL;
         size_t j;
 
@@ -538,18 +557,18 @@ get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
             bad = true;
             break;
         }
-        if (get_mailbox(l, "mailbox", item, false, &name) < 0) {
+        if (config_get_mailbox(l, "mailbox", item, false, &name) < 0) {
             bad = true;
             continue;
         }
-        for (j = 0; j < n && !mailbox_eq(list[j], name); j++)
+        for (j = 0; j < n && !config_mailbox_eq(list[j], name); j++)
             ;
         if (j < n) {
-            struct pos at = node_pos(item);
+            struct pos at = config_node_pos(item);
 
-            error_pos(l, at.line, at.col,
-                      "mailbox \"%s\" is listed twice (first at %u:%u)",
-                      show(l, name), pos[j].line, pos[j].col);
+            config_error_pos(l, at.line, at.col,
+                             "mailbox \"%s\" is listed twice (first at %u:%u)",
+                             config_show(l, name), pos[j].line, pos[j].col);
             free(name);
             bad = true;
             continue;
@@ -557,7 +576,7 @@ get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
         /* INBOX is case-insensitive (RFC 3501): one spelling downstream */
         if (util_strcaseeq(name, "INBOX"))
             memcpy(name, "INBOX", 5);
-        pos[n] = node_pos(item);
+        pos[n] = config_node_pos(item);
         list[n++] = name;
     }
     if (bad) {
