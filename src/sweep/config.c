@@ -237,8 +237,9 @@ syntax_error(struct loader *l, const yaml_parser_t *parser)
                      parser->context != NULL ? parser->context : "");
 }
 
+/* The account's fields; the account is an element of config->accounts. */
 static void
-account_free(struct config_account *a)
+config_account_clear(struct config_account *a)
 {
     free(a->name);
     free(a->host);
@@ -257,7 +258,7 @@ static void
 config_free(struct config *c)
 {
     for (size_t i = 0; i < c->n_accounts; i++)
-        account_free(&c->accounts[i]);
+        config_account_clear(&c->accounts[i]);
     free(c->accounts);
     for (size_t i = 0; i < c->n_rules; i++)
         rule_free(c->rules[i]);
