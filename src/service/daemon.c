@@ -26,6 +26,7 @@
 #define STOP_GRACE_MS 5000
 /* After state changes settle, give freed memory back to the system. */
 #define TRIM_DELAY_MS 2000
+#define DEFAULT_CONTROL_SOCKET "/run/imapsweep/control.sock"
 
 struct daemon {
     struct daemon_opts opts;
@@ -402,6 +403,15 @@ apply_log_level(struct daemon *d)
                                     : d->config->daemon.log_level);
 }
 
+/* The configured control socket path, the default when the file sets none
+ * ("" disables). */
+static const char *
+control_path(const struct config *c)
+{
+    return c->daemon.control_socket != NULL ? c->daemon.control_socket
+                                            : DEFAULT_CONTROL_SOCKET;
+}
+
 /* The transaction: the new config is complete and valid before anything
  * changes; then only the differences are applied. */
 static int
@@ -477,7 +487,7 @@ reload(struct daemon *d, json_t **errors_r)
     d->accounts = keep;
     d->n_accounts = n_keep;
     d->cap_accounts = nc->n_accounts;
-    if (strcmp(old->daemon.control_socket, nc->daemon.control_socket) != 0 ||
+    if (strcmp(control_path(old), control_path(nc)) != 0 ||
         old->daemon.control_mode != nc->daemon.control_mode)
         log_notice("control socket settings changed: they apply at the "
                    "next restart");
@@ -738,7 +748,7 @@ daemon_run(const struct daemon_opts *opts)
 
     if (!opts->once) {
         int fd = listen_fd;
-        const char *path = d->config->daemon.control_socket;
+        const char *path = control_path(d->config);
 
         d->notify = notify_new(&d->loop);
         if (fd < -1) {

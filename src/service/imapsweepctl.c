@@ -20,6 +20,7 @@
 #define EXIT_USAGE 64
 #define EXIT_UNAVAILABLE 69
 #define REPLY_MAX (64 * 1024 * 1024)
+#define DEFAULT_SOCKET "/run/imapsweep/control.sock"
 
 static void
 usage(FILE *f)
@@ -36,7 +37,7 @@ usage(FILE *f)
             "\n"
             "  -s, --socket PATH  control socket (default %s)\n"
             "      --json         print the daemon's JSON reply as it is\n",
-            CONFIG_DEFAULT_SOCKET);
+            DEFAULT_SOCKET);
 }
 
 static int
@@ -256,7 +257,7 @@ main(int argc, char **argv)
     int fd, c, ret, werr = 0;
 
     if (path == NULL || *path == '\0')
-        path = CONFIG_DEFAULT_SOCKET;
+        path = DEFAULT_SOCKET;
     while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':

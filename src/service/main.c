@@ -13,6 +13,8 @@
 #include "log.h"
 #include "notify.h"
 
+#define DEFAULT_CONFIG_PATH "/etc/imapsweep/imapsweep.yaml"
+
 static void
 usage(FILE *f)
 {
@@ -30,7 +32,7 @@ usage(FILE *f)
             "trace\n"
             "      --version       print the version\n"
             "  -h, --help          this text\n",
-            CONFIG_DEFAULT_PATH);
+            DEFAULT_CONFIG_PATH);
 }
 
 int
@@ -47,7 +49,7 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct daemon_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
+    struct daemon_opts opts = {.config_path = DEFAULT_CONFIG_PATH};
     bool check = false;
     int c;
 

@@ -362,7 +362,6 @@ load(const char *name, const char *data, size_t len, const mode_t *mode,
     c = xcalloc(1, sizeof(*c));
     c->refs = 1;
     c->path = xstrdup(name);
-    c->daemon.control_socket = xstrdup(CONFIG_DEFAULT_SOCKET);
     c->daemon.control_mode = 0600;
     c->daemon.log_level = LL_INFO;
     c->daemon.audit = CONFIG_AUDIT_MESSAGES;
