@@ -132,7 +132,8 @@ enum {
     STR_NULLABLE = 1 << 0,
     STR_EMPTY_OK = 1 << 1,
 };
-/* A copy of the text in *out (caller frees); flags: STR_*. */
+/* A copy of the text in *out (caller frees). Null and "" are errors unless
+ * flags has STR_NULLABLE (null returns 1) or STR_EMPTY_OK. */
 int config_get_string(struct loader *l, const char *what, const yaml_node_t *v,
                       unsigned flags, char **out);
 int config_get_bool(struct loader *l, const char *what, const yaml_node_t *v,
