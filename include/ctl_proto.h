@@ -33,8 +33,8 @@ struct watcher_status;
  * if malformed; the words are allocated in *words_r, NULL-terminated (free
  * each and the array). */
 int ctl_request_split(const char *line, size_t len, char ***words_r);
-/* The JSON request line for cmd and its args (no newline). NULL if cmd is
- * not UTF-8; an argument that is not UTF-8 is left out. */
+/* The JSON request line for cmd and its args (no newline). NULL if cmd or
+ * any argument is not UTF-8. */
 char *ctl_request_encode(const char *cmd, const char *const *args,
                          size_t n_args);
 

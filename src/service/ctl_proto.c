@@ -112,8 +112,16 @@ ctl_request_encode(const char *cmd, const char *const *args, size_t n_args)
     char *line;
 
     /* JSON framing keeps mailbox names with spaces intact */
-    for (size_t i = 0; i < n_args; i++)
-        json_array_append_new(a, json_string(args[i]));
+    for (size_t i = 0; i < n_args; i++) {
+        json_t *s = json_string(args[i]);
+
+        /* never drop one: "sweep ACCOUNT <bad>" would sweep them all */
+        if (s == NULL) {
+            json_decref(a);
+            return NULL;
+        }
+        json_array_append_new(a, s);
+    }
     req = json_pack("{s:s, s:o}", "cmd", cmd, "args", a);
     line = json_dumps(req, JSON_COMPACT);
     json_decref(req);

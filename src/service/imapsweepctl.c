@@ -263,18 +263,18 @@ main(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
 
-    fd = connect_socket(path);
-    if (fd < 0) {
-        fprintf(stderr, "imapsweepctl: no daemon is listening on %s: %s\n",
-                path, strerror(errno));
-        return CTL_EXIT_UNAVAILABLE;
-    }
     line = ctl_request_encode(cmd, (const char *const *)argv + optind + 1,
                               (size_t)(argc - optind - 1));
     if (line == NULL) {
         fprintf(stderr, "imapsweepctl: arguments are not valid UTF-8\n");
-        close(fd);
         return CTL_EXIT_USAGE;
+    }
+    fd = connect_socket(path);
+    if (fd < 0) {
+        fprintf(stderr, "imapsweepctl: no daemon is listening on %s: %s\n",
+                path, strerror(errno));
+        free(line);
+        return CTL_EXIT_UNAVAILABLE;
     }
     buf_init(&reply, REPLY_MAX);
     if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0)

@@ -95,6 +95,13 @@ test_request_encode(void **state)
     assert_string_equal(line, "{\"cmd\":\"status\",\"args\":[]}");
     free(line);
     assert_null(ctl_request_encode("\xff", NULL, 0));
+    /* an argument is never dropped: "sweep work <latin-1>" must not
+     * become "sweep work" (every mailbox) */
+    {
+        const char *bad[] = {"work", "Entw\xfcrfe"};
+
+        assert_null(ctl_request_encode("sweep", bad, 2));
+    }
 }
 
 static void
