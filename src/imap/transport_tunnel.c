@@ -5,10 +5,9 @@
 
 #include <signal.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "errors.h"
+#include "spawn.h"
 #include "util.h"
 
 /* ---- tunnel ----------------------------------------------------------- */
@@ -96,10 +95,6 @@ int
 uvt_tunnel_spawn(struct uv_transport *t)
 {
     struct tunnel *tun = xcalloc(1, sizeof(*tun));
-    uv_process_options_t opts;
-    uv_stdio_container_t stdio[3];
-    uv_file to_child[2], from_child[2];
-    char *args[4];
     int r;
 
     t->tun = tun;
@@ -108,48 +103,13 @@ uvt_tunnel_spawn(struct uv_transport *t)
     tun->in.data = tun->out.data = tun->proc.data = t;
     tun->pipes_open = true;
     t->pending += 2;
-
-    /* Real pipes, not socketpairs: the command sees what ssh would give
-     * it (Dovecot's imap binary refuses a socket on stdin as "inetd"). */
-    r = uv_pipe(to_child, 0, UV_NONBLOCK_PIPE);
-    if (r < 0)
-        return r;
-    r = uv_pipe(from_child, UV_NONBLOCK_PIPE, 0);
-    if (r < 0) {
-        close(to_child[0]);
-        close(to_child[1]);
-        return r;
+    r = spawn_shell(t->pool->loop, &tun->proc, t->tunnel_cmd, &tun->in,
+                    &tun->out, on_tunnel_exit);
+    if (tun->proc.loop != NULL) {
+        /* The handle is initialized even when the spawn failed. */
+        tun->proc_open = true;
+        t->pending++;
     }
-    args[0] = "/bin/sh";
-    args[1] = "-c";
-    args[2] = t->tunnel_cmd;
-    args[3] = NULL;
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = to_child[0];
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = from_child[1];
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-    memset(&opts, 0, sizeof(opts));
-    opts.file = args[0];
-    opts.args = args;
-    opts.exit_cb = on_tunnel_exit;
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
-    r = uv_spawn(t->pool->loop, &tun->proc, &opts);
-    /* The handle is initialized even when the spawn failed. */
-    tun->proc_open = true;
-    t->pending++;
-    close(to_child[0]);
-    close(from_child[1]);
-    if (r == 0)
-        r = uv_pipe_open(&tun->in, to_child[1]);
-    else
-        close(to_child[1]);
-    if (r == 0)
-        r = uv_pipe_open(&tun->out, from_child[0]);
-    else
-        close(from_child[0]);
     if (r < 0)
         return r;
     tun->running = true;
