@@ -95,6 +95,7 @@ tools: $(TOOL_BINS)
 
 lint:
 	@scripts/lint
+	@$(PYTHON) tests/lint/test_lint.py
 
 check-config-example: $(BUILD)/imapsweepd
 	$(BUILD)/imapsweepd --check-config -c conf/imapsweep.yaml

@@ -1,9 +1,11 @@
 /* account: the watchers of one configured account and its connection
  * budget. With N watched mailboxes and max_connections B, every mailbox
  * gets its own IDLE connection when N <= B; otherwise B - 1 do, and the
- * rest share one polling connection (the poller), which every
+ * rest share one polling connection (poller.h), which every
  * poll_interval asks STATUS for each of them and sweeps those that
- * changed. Also owns the account's TLS context (session resumption). */
+ * changed. The account owns its watchers and that poller, and tells the
+ * poller before it drops a watcher. Also owns the account's TLS context
+ * (session resumption). */
 #ifndef IMAPSWEEP_ACCOUNT_H
 #define IMAPSWEEP_ACCOUNT_H
 

@@ -17,9 +17,6 @@
 #include "log.h"
 #include "rule.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/imapsweep/imapsweep.yaml"
-#define CONFIG_DEFAULT_SOCKET "/run/imapsweep/control.sock"
-
 enum config_tls {
     CONFIG_TLS_IMPLICIT,
     CONFIG_TLS_STARTTLS,
@@ -89,7 +86,8 @@ struct config_account {
 };
 
 struct config_daemon {
-    char *control_socket;    /* "" disables */
+    char *control_socket;    /* NULL: not set (the service picks the path);
+                              * "" disables */
     mode_t control_mode;
     char *control_group;     /* NULL: none */
     enum log_level log_level;

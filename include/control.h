@@ -1,11 +1,11 @@
 /* control: the control socket, a Unix stream socket. One request line in,
- * one JSON object line out; the connection stays open for more. Peers are
- * checked with SO_PEERCRED (root, the daemon's own user, or members of
- * control_group). A request over 4 KiB or not UTF-8 gets an error and the
- * connection is closed; an unknown request keeps it usable. All I/O is
- * non-blocking on the loop; a client that does not read its replies is
- * dropped rather than allowed to make the daemon buffer without bound.
- * Knows nothing of IMAP: the daemon supplies the commands. */
+ * one reply line out (their form is ctl_proto.h's); the connection stays
+ * open for more. Peers are checked with SO_PEERCRED (root, the daemon's own
+ * user, or members of control_group). A request over 4 KiB or not UTF-8
+ * gets an error and the connection is closed; an unknown request keeps it
+ * usable. All I/O is non-blocking on the loop; a client that does not read
+ * its replies is dropped rather than allowed to make the daemon buffer
+ * without bound. Knows nothing of IMAP: the daemon supplies the commands. */
 #ifndef IMAPSWEEP_CONTROL_H
 #define IMAPSWEEP_CONTROL_H
 
@@ -15,17 +15,16 @@
 
 #include <uv.h>
 
-struct json_t;
 struct control;
 
 #define CONTROL_MAX_REQUEST 4096
 #define CONTROL_MAX_CLIENTS 256
 
 /* A command handler: args are the request's words after the command.
- * Returns a JSON object (reference passed to the caller); "ok": true is
- * added when the object has no "ok". */
-typedef struct json_t *control_cmd_fn(void *arg, const char *const *args,
-                                      size_t n_args);
+ * Returns the reply line without its newline (a ctl_reply_*() text; never
+ * NULL), which the caller frees. */
+typedef char *control_cmd_fn(void *arg, const char *const *args,
+                             size_t n_args);
 
 struct control_cmd {
     const char *name;
@@ -51,11 +50,5 @@ struct control *control_new(uv_loop_t *loop, const struct control_settings *s,
 void control_free(struct control *c);
 /* Number of connected clients. */
 size_t control_clients(const struct control *c);
-
-/* Split a request line into words: double quotes group words, backslash
- * escapes the next character; or a JSON object {"cmd": …, "args": […]}.
- * Returns the number of words (0 for an empty line) or -1 if malformed;
- * words are allocated in *words_r (free each and the array). */
-int control_split(const char *line, size_t len, char ***words_r);
 
 #endif

@@ -10,11 +10,6 @@
 
 #include "log.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 64
-#define EXIT_UNAVAILABLE 69
-#define EXIT_CONFIG 78
-
 struct daemon_opts {
     const char *config_path;
     bool once;
@@ -24,10 +19,11 @@ struct daemon_opts {
 };
 
 /* --check-config: print the summary (stdout) or every error (stderr).
- * Returns 0 or EXIT_CONFIG. */
+ * Returns 0 or CTL_EXIT_CONFIG. */
 int daemon_check_config(const char *path);
 /* Run until stopped (or, with once, until every mailbox was swept).
- * Returns the process exit status. */
+ * Returns the process exit status: 0, CTL_EXIT_FAILED or CTL_EXIT_CONFIG
+ * (ctl_proto.h). */
 int daemon_run(const struct daemon_opts *opts);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
 #include "util.h"
 
 enum log_level {
@@ -78,13 +77,5 @@ void log_ctx_action(const struct log_ctx *ctx, enum log_level level,
 #define log_notice(...) log_ctx_msg(NULL, LL_NOTICE, __VA_ARGS__)
 #define log_info(...) log_ctx_msg(NULL, LL_INFO, __VA_ARGS__)
 #define log_debug(...) log_ctx_msg(NULL, LL_DEBUG, __VA_ARGS__)
-
-/* Append a printable, redacted copy of one IMAP protocol line (without its
- * CRLF) to out: the arguments of LOGIN after the user name and of
- * AUTHENTICATE after the mechanism become "<redacted>", control bytes are
- * escaped as \xNN, and at most `max` bytes of the line are shown. Returns
- * true if something was redacted. */
-bool log_redact_imap(const char *line, size_t len, size_t max,
-                     struct buf *out);
 
 #endif

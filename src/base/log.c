@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "buf.h"
+
 static enum log_level cur_level = LL_INFO;
 static bool journal;
 static log_sink_cb *sink;
@@ -169,71 +171,4 @@ log_ctx_action(const struct log_ctx *ctx, enum log_level level,
     va_start(ap, fmt);
     vmsg(level, &f, fmt, ap);
     va_end(ap);
-}
-
-/* Length of the IMAP token starting at s (a quoted string, a literal
- * marker or an atom), stopping at a space. */
-static size_t
-token_len(const char *s, size_t len)
-{
-    size_t i = 0;
-
-    if (len > 0 && s[0] == '"') {
-        for (i = 1; i < len; i++) {
-            if (s[i] == '\\' && i + 1 < len)
-                i++;
-            else if (s[i] == '"')
-                return i + 1;
-        }
-        return len;
-    }
-    while (i < len && s[i] != ' ')
-        i++;
-    return i;
-}
-
-static void
-append_printable(struct buf *out, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c == 0x7f)
-            buf_printf(out, "\\x%02x", c);
-        else
-            buf_append_char(out, (char)c);
-    }
-}
-
-bool
-log_redact_imap(const char *line, size_t len, size_t max, struct buf *out)
-{
-    size_t pos = 0, keep = 0, n;
-    bool redact = false;
-
-    /* tag SP command SP ... */
-    n = token_len(line, len);
-    pos = n;
-    if (pos < len && line[pos] == ' ') {
-        const char *cmd = line + pos + 1;
-        size_t cmdlen = token_len(cmd, len - pos - 1);
-
-        pos += 1 + cmdlen;
-        if ((cmdlen == 5 && util_strncaseeq(cmd, "LOGIN", 5)) ||
-            (cmdlen == 12 && util_strncaseeq(cmd, "AUTHENTICATE", 12))) {
-            /* keep the user name (LOGIN) or the mechanism */
-            if (pos < len && line[pos] == ' ')
-                pos += 1 + token_len(line + pos + 1, len - pos - 1);
-            redact = pos < len;
-        }
-    }
-    keep = redact ? pos : len;
-    if (keep > max)
-        keep = max;
-    append_printable(out, line, keep);
-    if (redact)
-        buf_append_str(out, " <redacted>");
-    else if (len > keep)
-        buf_printf(out, "...[%zu more bytes]", len - keep);
-    return redact;
 }

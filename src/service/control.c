@@ -11,9 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "buf.h"
+#include "ctl_proto.h"
 #include "log.h"
 #include "util.h"
 
@@ -51,94 +50,6 @@ struct write_req {
 };
 
 static void maybe_free(struct control *c);
-
-/* --- request splitting --------------------------------------------------- */
-
-static int
-split_json(const char *line, size_t len, char ***words_r)
-{
-    json_error_t jerr;
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *cmd, *args;
-    char **words = NULL;
-    size_t n = 0;
-
-    if (!json_is_object(o))
-        goto bad;
-    cmd = json_object_get(o, "cmd");
-    args = json_object_get(o, "args");
-    if (!json_is_string(cmd) || (args != NULL && !json_is_array(args)))
-        goto bad;
-    words = xcalloc(1 + json_array_size(args) + 1, sizeof(*words));
-    words[n++] = xstrdup(json_string_value(cmd));
-    for (size_t i = 0; i < json_array_size(args); i++) {
-        json_t *a = json_array_get(args, i);
-
-        if (!json_is_string(a))
-            goto bad;
-        words[n++] = xstrdup(json_string_value(a));
-    }
-    json_decref(o);
-    *words_r = words;
-    return (int)n;
-bad:
-    for (size_t i = 0; i < n; i++)
-        free(words[i]);
-    free(words);
-    json_decref(o);
-    return -1;
-}
-
-int
-control_split(const char *line, size_t len, char ***words_r)
-{
-    char **words = NULL;
-    size_t n = 0, cap = 0, i = 0;
-    struct buf w;
-
-    while (len > 0 && (line[0] == ' ' || line[0] == '\t')) {
-        line++;
-        len--;
-    }
-    if (len > 0 && line[0] == '{')
-        return split_json(line, len, words_r);
-    buf_init(&w, BUF_NOCAP);
-    while (i < len) {
-        bool quoted = false;
-
-        while (i < len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == len)
-            break;
-        buf_reset(&w);
-        while (i < len && (quoted || (line[i] != ' ' && line[i] != '\t'))) {
-            if (line[i] == '"') {
-                quoted = !quoted;
-            } else if (line[i] == '\\') {
-                if (++i == len)
-                    goto bad;
-                buf_append_char(&w, line[i]);
-            } else {
-                buf_append_char(&w, line[i]);
-            }
-            i++;
-        }
-        if (quoted)
-            goto bad;
-        ARRAY_GROW(words, cap, n + 2);
-        words[n++] = xstrdup(buf_cstr(&w));
-        words[n] = NULL;
-    }
-    buf_free(&w);
-    *words_r = words;
-    return (int)n;
-bad:
-    buf_free(&w);
-    for (size_t k = 0; k < n; k++)
-        free(words[k]);
-    free(words);
-    return -1;
-}
 
 /* --- clients ------------------------------------------------------------- */
 
@@ -179,25 +90,25 @@ on_write(uv_write_t *req, int status)
     free(wr);
 }
 
+/* Send one reply line; takes text (a reply without its newline). */
 static void
-send_json(struct client *cl, json_t *reply)
+send_reply(struct client *cl, char *text)
 {
     struct write_req *wr;
     uv_buf_t b;
-    char *text;
 
-    if (cl->closing)
+    if (cl->closing) {
+        free(text);
         return;
+    }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
         MAX_QUEUED) {
         log_warning("control: dropping a client that does not read its "
                     "replies");
         client_close(cl);
+        free(text);
         return;
     }
-    text = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (text == NULL)
-        text = xstrdup("{\"ok\":false,\"error\":\"cannot encode reply\"}");
     wr = xcalloc(1, sizeof(*wr));
     wr->data = xasprintf("%s\n", text);
     free(text);
@@ -212,10 +123,7 @@ send_json(struct client *cl, json_t *reply)
 static void
 send_error(struct client *cl, const char *msg)
 {
-    json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-
-    send_json(cl, r);
-    json_decref(r);
+    send_reply(cl, ctl_reply_error(msg));
 }
 
 static void
@@ -234,7 +142,7 @@ handle_line(struct client *cl, const char *line, size_t len)
         client_close(cl);
         return;
     }
-    n = control_split(line, len, &words);
+    n = ctl_request_split(line, len, &words);
     if (n < 0) {
         send_error(cl, "malformed request (unbalanced quotes or bad JSON)");
         return;
@@ -261,15 +169,8 @@ handle_line(struct client *cl, const char *line, size_t len)
             send_error(cl, msg);
             free(msg);
         } else {
-            json_t *reply = cmd->fn(c->arg, (const char *const *)words + 1,
-                                    nargs);
-
-            if (reply == NULL)
-                reply = json_object();
-            if (json_object_get(reply, "ok") == NULL)
-                json_object_set_new(reply, "ok", json_true());
-            send_json(cl, reply);
-            json_decref(reply);
+            send_reply(cl, cmd->fn(c->arg, (const char *const *)words + 1,
+                                   nargs));
         }
     }
     for (int i = 0; i < n; i++)

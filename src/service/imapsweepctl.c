@@ -10,15 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "buf.h"
-#include "config.h"
+#include "ctl_proto.h"
 #include "util.h"
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 64
-#define EXIT_UNAVAILABLE 69
 #define REPLY_MAX (64 * 1024 * 1024)
 
 static void
@@ -36,7 +31,7 @@ usage(FILE *f)
             "\n"
             "  -s, --socket PATH  control socket (default %s)\n"
             "      --json         print the daemon's JSON reply as it is\n",
-            CONFIG_DEFAULT_SOCKET);
+            CTL_DEFAULT_SOCKET);
 }
 
 static int
@@ -110,7 +105,7 @@ read_line(int fd, struct buf *out)
 }
 
 static void
-fmt_duration(json_int_t s, char *out, size_t size)
+fmt_duration(long long s, char *out, size_t size)
 {
     if (s < 60)
         snprintf(out, size, "%llds", (long long)s);
@@ -152,62 +147,47 @@ struct row {
 };
 
 static void
-print_status(json_t *r)
+print_status(const struct ctl_result *r)
 {
     static const char *const head[7] = {
         "ACCOUNT", "MAILBOX", "STATE", "MESSAGES", "ACTED", "LAST SWEEP",
         "LAST ERROR",
     };
-    json_t *ws = json_object_get(r, "watchers"), *w;
-    size_t n = json_array_size(ws), widths[7], i;
+    size_t n = r->n_watchers, widths[7], i;
     struct row *rows = xcalloc(n ? n : 1, sizeof(*rows));
     char up[32];
 
-    fmt_duration(json_integer_value(json_object_get(r, "uptime_s")), up,
-                 sizeof(up));
+    fmt_duration(r->uptime_s, up, sizeof(up));
     printf("imapsweepd %s, pid %lld, up %s, configuration generation %lld%s\n",
-           json_string_value(json_object_get(r, "version")),
-           (long long)json_integer_value(json_object_get(r, "pid")), up,
-           (long long)json_integer_value(json_object_get(r, "generation")),
-           json_is_true(json_object_get(r, "dry_run")) ? " (dry run)" : "");
+           r->version, r->pid, up, r->generation,
+           r->dry_run ? " (dry run)" : "");
     for (i = 0; i < 7; i++)
         widths[i] = strlen(head[i]);
-    json_array_foreach(ws, i, w) {
-        json_t *acts = json_object_get(w, "actions"), *kinds, *cnt;
-        const char *rule, *kind;
+    for (i = 0; i < n; i++) {
+        const struct ctl_result_watcher *w = &r->watchers[i];
         char dur[32];
         struct buf b;
-        const char *err = json_string_value(json_object_get(w, "last_error"));
 
-        rows[i].col[0] = xstrdup(json_string_value(json_object_get(w, "account")));
-        rows[i].col[1] = xstrdup(json_string_value(json_object_get(w, "mailbox")));
-        fmt_duration(json_integer_value(json_object_get(w, "state_s")), dur,
-                     sizeof(dur));
-        rows[i].col[2] = xasprintf("%s %s",
-                                   json_string_value(json_object_get(w, "state")),
-                                   dur);
-        rows[i].col[3] = xasprintf("%lld", (long long)json_integer_value(
-                                               json_object_get(w, "messages")));
+        rows[i].col[0] = xstrdup(w->account);
+        rows[i].col[1] = xstrdup(w->mailbox);
+        fmt_duration(w->state_s, dur, sizeof(dur));
+        rows[i].col[2] = xasprintf("%s %s", w->state, dur);
+        rows[i].col[3] = xasprintf("%lld", w->messages);
         buf_init(&b, BUF_NOCAP);
-        json_object_foreach(acts, rule, kinds) {
-            json_object_foreach(kinds, kind, cnt) {
-                if (b.len > 0)
-                    buf_append_str(&b, ", ");
-                buf_printf(&b, "%s %s %lld", rule, kind,
-                           (long long)json_integer_value(cnt));
-            }
+        for (size_t k = 0; k < w->n_counts; k++) {
+            if (b.len > 0)
+                buf_append_str(&b, ", ");
+            buf_printf(&b, "%s %s %lld", w->counts[k].rule,
+                       w->counts[k].kind, w->counts[k].n);
         }
         rows[i].col[4] = b.len ? buf_steal(&b) : xstrdup("-");
         buf_free(&b);
-        if (json_is_string(json_object_get(w, "last_sweep")))
-            rows[i].col[5] = xasprintf(
-                "%s (%lld ms)",
-                json_string_value(json_object_get(w, "last_sweep")),
-                (long long)json_integer_value(
-                    json_object_get(w, "last_sweep_ms")));
+        if (w->last_sweep != NULL)
+            rows[i].col[5] = xasprintf("%s (%lld ms)", w->last_sweep,
+                                       w->last_sweep_ms);
         else
             rows[i].col[5] = xstrdup("-");
-        rows[i].col[6] = xstrdup(err ? err : "-");
+        rows[i].col[6] = xstrdup(w->last_error ? w->last_error : "-");
         for (size_t k = 0; k < 6; k++) {
             if (width(rows[i].col[k]) > widths[k])
                 widths[k] = width(rows[i].col[k]);
@@ -223,16 +203,12 @@ print_status(json_t *r)
         }
         putchar('\n');
     }
-    json_array_foreach(ws, i, w) {
-        json_t *notes = json_object_get(w, "notes"), *note;
-        size_t k;
+    for (i = 0; i < n; i++) {
+        const struct ctl_result_watcher *w = &r->watchers[i];
 
-        json_array_foreach(notes, k, note) {
-            printf("note: %s/%s: %s\n",
-                   json_string_value(json_object_get(w, "account")),
-                   json_string_value(json_object_get(w, "mailbox")),
-                   json_string_value(note));
-        }
+        for (size_t k = 0; k < w->n_notes; k++)
+            printf("note: %s/%s: %s\n", w->account, w->mailbox,
+                   w->notes[k]);
     }
     free(rows);
 }
@@ -250,13 +226,12 @@ main(int argc, char **argv)
     const char *cmd;
     bool raw = false;
     struct buf reply;
-    json_t *req, *args, *r;
-    json_error_t jerr;
-    char *line;
+    struct ctl_result *r;
+    char *line, *err;
     int fd, c, ret, werr = 0;
 
     if (path == NULL || *path == '\0')
-        path = CONFIG_DEFAULT_SOCKET;
+        path = CTL_DEFAULT_SOCKET;
     while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -270,12 +245,12 @@ main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return CTL_EXIT_USAGE;
         }
     }
     if (optind >= argc) {
         usage(stderr);
-        return EXIT_USAGE;
+        return CTL_EXIT_USAGE;
     }
     cmd = argv[optind];
     if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
@@ -285,26 +260,21 @@ main(int argc, char **argv)
         fprintf(stderr, "imapsweepctl: unknown command or wrong arguments: "
                         "%s\n", cmd);
         usage(stderr);
-        return EXIT_USAGE;
+        return CTL_EXIT_USAGE;
     }
 
+    line = ctl_request_encode(cmd, (const char *const *)argv + optind + 1,
+                              (size_t)(argc - optind - 1));
+    if (line == NULL) {
+        fprintf(stderr, "imapsweepctl: arguments are not valid UTF-8\n");
+        return CTL_EXIT_USAGE;
+    }
     fd = connect_socket(path);
     if (fd < 0) {
         fprintf(stderr, "imapsweepctl: no daemon is listening on %s: %s\n",
                 path, strerror(errno));
-        return EXIT_UNAVAILABLE;
-    }
-    /* JSON framing keeps mailbox names with spaces intact */
-    args = json_array();
-    for (int i = optind + 1; i < argc; i++)
-        json_array_append_new(args, json_string(argv[i]));
-    req = json_pack("{s:s, s:o}", "cmd", cmd, "args", args);
-    line = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (line == NULL) {
-        fprintf(stderr, "imapsweepctl: arguments are not valid UTF-8\n");
-        close(fd);
-        return EXIT_USAGE;
+        free(line);
+        return CTL_EXIT_UNAVAILABLE;
     }
     buf_init(&reply, REPLY_MAX);
     if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0)
@@ -321,46 +291,35 @@ main(int argc, char **argv)
         free(line);
         buf_free(&reply);
         close(fd);
-        return EXIT_UNAVAILABLE;
+        return CTL_EXIT_UNAVAILABLE;
     }
     free(line);
     close(fd);
-    r = json_loadb(reply.data, reply.len, 0, &jerr);
-    if (!json_is_object(r)) {
-        fprintf(stderr, "imapsweepctl: unreadable reply: %s\n", jerr.text);
+    if (ctl_result_parse(reply.data, reply.len, &r, &err) < 0) {
+        fprintf(stderr, "imapsweepctl: unreadable reply: %s\n", err);
+        free(err);
         buf_free(&reply);
-        json_decref(r);
-        return EXIT_FAILED;
+        return CTL_EXIT_FAILED;
     }
-    ret = json_is_true(json_object_get(r, "ok")) ? 0 : EXIT_FAILED;
+    ret = r->ok ? 0 : CTL_EXIT_FAILED;
     if (raw) {
         printf("%s\n", reply.data);
     } else if (ret != 0) {
-        json_t *errs = json_object_get(r, "errors"), *e;
-        size_t i;
-
-        json_array_foreach(errs, i, e)
-            fprintf(stderr, "%s\n", json_string_value(e));
-        fprintf(stderr, "imapsweepctl: %s\n",
-                json_string_value(json_object_get(r, "error")));
+        for (size_t i = 0; i < r->n_errors; i++)
+            fprintf(stderr, "%s\n", r->errors[i]);
+        fprintf(stderr, "imapsweepctl: %s\n", r->error);
     } else if (strcmp(cmd, "status") == 0) {
         print_status(r);
     } else if (strcmp(cmd, "reload") == 0) {
-        printf("reloaded (configuration generation %lld)\n",
-               (long long)json_integer_value(json_object_get(r, "generation")));
+        printf("reloaded (configuration generation %lld)\n", r->generation);
     } else if (strcmp(cmd, "sweep") == 0) {
-        json_t *sw = json_object_get(r, "swept"), *e;
-        size_t i;
-
-        json_array_foreach(sw, i, e)
-            printf("sweeping %s/%s\n",
-                   json_string_value(json_object_get(e, "account")),
-                   json_string_value(json_object_get(e, "mailbox")));
+        for (size_t i = 0; i < r->n_swept; i++)
+            printf("sweeping %s/%s\n", r->swept[i].account,
+                   r->swept[i].mailbox);
     } else {
-        printf("imapsweepd %s\n",
-               json_string_value(json_object_get(r, "version")));
+        printf("imapsweepd %s\n", r->version);
     }
-    json_decref(r);
+    ctl_result_free(r);
     buf_free(&reply);
     return ret;
 }

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "ctl_proto.h"
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
@@ -30,7 +30,7 @@ usage(FILE *f)
             "trace\n"
             "      --version       print the version\n"
             "  -h, --help          this text\n",
-            CONFIG_DEFAULT_PATH);
+            CTL_DEFAULT_CONFIG);
 }
 
 int
@@ -47,7 +47,7 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct daemon_opts opts = {.config_path = CONFIG_DEFAULT_PATH};
+    struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
     bool check = false;
     int c;
 
@@ -69,7 +69,7 @@ main(int argc, char **argv)
             if (log_level_parse(optarg, &opts.level) < 0) {
                 fprintf(stderr, "imapsweepd: unknown log level \"%s\"\n",
                         optarg);
-                return EXIT_USAGE;
+                return CTL_EXIT_USAGE;
             }
             opts.level_set = true;
             break;
@@ -81,19 +81,19 @@ main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return CTL_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "imapsweepd: unexpected argument \"%s\"\n",
                 argv[optind]);
         usage(stderr);
-        return EXIT_USAGE;
+        return CTL_EXIT_USAGE;
     }
     if (check && opts.once) {
         fprintf(stderr, "imapsweepd: --check-config and --once exclude "
                         "each other\n");
-        return EXIT_USAGE;
+        return CTL_EXIT_USAGE;
     }
     /* POSIX regexes match UTF-8 text: case folding needs a UTF-8 locale */
     if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)

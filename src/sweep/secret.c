@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "spawn.h"
 #include "util.h"
 
 /* Secrets are short; anything longer is a mistake (or not a secret). */
@@ -245,32 +246,19 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void
 start_command(struct secret_req *r, const char *cmd, uint64_t timeout_ms)
 {
-    char *args[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-    uv_stdio_container_t stdio[3];
-    uv_process_options_t opts;
     int ret;
 
     r->is_command = true;
     uv_pipe_init(r->loop, &r->pipe, 0);
     r->pipe.data = r;
     r->open_handles++;
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&r->pipe;
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = 2;
-    memset(&opts, 0, sizeof(opts));
-    opts.file = args[0];
-    opts.args = args;
-    opts.exit_cb = on_child_exit;
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
     r->proc.data = r;
-    ret = uv_spawn(r->loop, &r->proc, &opts);
+    ret = spawn_shell(r->loop, &r->proc, cmd, NULL, &r->pipe, on_child_exit);
     if (ret < 0) {
         fail(r, "cannot run %s: %s", r->what, uv_strerror(ret));
         /* uv_spawn initialised the handle even on failure: close it */
-        r->open_handles++;
+        if (r->proc.loop != NULL)
+            r->open_handles++;
         uv_timer_start(&r->timer, on_timer, 0, 0);
         r->is_command = false;
         return;

@@ -562,6 +562,11 @@ class ControlSocketTest(unittest.TestCase):
         r = ctl("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("usage:", r.stdout)
+        # a mailbox argument that is not UTF-8 is refused, never dropped
+        # (which would turn "sweep ACCOUNT MAILBOX" into "sweep ACCOUNT")
+        r = subprocess.run([str(binary("imapsweepctl")), "-s", missing, "sweep", "work", b"Entw\xfcrfe"],
+                           capture_output=True, timeout=30)  # fmt: skip
+        self.assertEqual((r.returncode, r.stderr), (64, b"imapsweepctl: arguments are not valid UTF-8\n"))
 
     def test_ctl_reload(self) -> None:
         self.addCleanup(self.cfg.write_text, self.cfg.read_text())

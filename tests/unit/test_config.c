@@ -305,7 +305,7 @@ test_builtin_defaults(void **state)
     const struct config_account *a = &c->accounts[0];
 
     (void)state;
-    assert_string_equal(c->daemon.control_socket, CONFIG_DEFAULT_SOCKET);
+    assert_null(c->daemon.control_socket);
     assert_int_equal(c->daemon.control_mode, 0600);
     assert_null(c->daemon.control_group);
     assert_int_equal(c->daemon.log_level, LL_INFO);
@@ -1054,7 +1054,7 @@ test_daemon_values(void **state)
 
     (void)state;
     assert_int_equal(c->daemon.control_mode, 0640);
-    assert_string_equal(c->daemon.control_socket, CONFIG_DEFAULT_SOCKET);
+    assert_null(c->daemon.control_socket);
     assert_int_equal(c->daemon.log_level, LL_TRACE);
     assert_true(c->daemon.dry_run);
     config_unref(c);

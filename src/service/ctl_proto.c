@@ -1,0 +1,455 @@
+#include "ctl_proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "config.h"
+#include "util.h"
+#include "watcher.h"
+
+struct ctl_reply {
+    json_t *o;
+    json_t *list;
+    const char *list_key;      /* where the list goes in o */
+};
+
+/* --- requests ------------------------------------------------------------ */
+
+static int
+split_json(const char *line, size_t len, char ***words_r)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *cmd, *args;
+    char **words = NULL;
+    size_t n = 0;
+
+    if (!json_is_object(o))
+        goto bad;
+    cmd = json_object_get(o, "cmd");
+    args = json_object_get(o, "args");
+    if (!json_is_string(cmd) || (args != NULL && !json_is_array(args)))
+        goto bad;
+    words = xcalloc(1 + json_array_size(args) + 1, sizeof(*words));
+    words[n++] = xstrdup(json_string_value(cmd));
+    for (size_t i = 0; i < json_array_size(args); i++) {
+        json_t *a = json_array_get(args, i);
+
+        if (!json_is_string(a))
+            goto bad;
+        words[n++] = xstrdup(json_string_value(a));
+    }
+    json_decref(o);
+    *words_r = words;
+    return (int)n;
+bad:
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+    json_decref(o);
+    return -1;
+}
+
+int
+ctl_request_split(const char *line, size_t len, char ***words_r)
+{
+    char **words = NULL;
+    size_t n = 0, cap = 0, i = 0;
+    struct buf w;
+
+    while (len > 0 && (line[0] == ' ' || line[0] == '\t')) {
+        line++;
+        len--;
+    }
+    if (len > 0 && line[0] == '{')
+        return split_json(line, len, words_r);
+    buf_init(&w, BUF_NOCAP);
+    while (i < len) {
+        bool quoted = false;
+
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len)
+            break;
+        buf_reset(&w);
+        while (i < len && (quoted || (line[i] != ' ' && line[i] != '\t'))) {
+            if (line[i] == '"') {
+                quoted = !quoted;
+            } else if (line[i] == '\\') {
+                if (++i == len)
+                    goto bad;
+                buf_append_char(&w, line[i]);
+            } else {
+                buf_append_char(&w, line[i]);
+            }
+            i++;
+        }
+        if (quoted)
+            goto bad;
+        ARRAY_GROW(words, cap, n + 2);
+        words[n++] = xstrdup(buf_cstr(&w));
+        words[n] = NULL;
+    }
+    buf_free(&w);
+    *words_r = words;
+    return (int)n;
+bad:
+    buf_free(&w);
+    for (size_t k = 0; k < n; k++)
+        free(words[k]);
+    free(words);
+    return -1;
+}
+
+char *
+ctl_request_encode(const char *cmd, const char *const *args, size_t n_args)
+{
+    json_t *req, *a = json_array();
+    char *line;
+
+    /* JSON framing keeps mailbox names with spaces intact */
+    for (size_t i = 0; i < n_args; i++) {
+        json_t *s = json_string(args[i]);
+
+        /* never drop one: "sweep ACCOUNT <bad>" would sweep them all */
+        if (s == NULL) {
+            json_decref(a);
+            return NULL;
+        }
+        json_array_append_new(a, s);
+    }
+    req = json_pack("{s:s, s:o}", "cmd", cmd, "args", a);
+    line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    return line;
+}
+
+/* --- replies (the daemon's side) ----------------------------------------- */
+
+/* One line of ASCII: what the socket sends (the newline is the server's). */
+static char *
+encode(json_t *reply)
+{
+    char *text = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+    json_decref(reply);
+    if (text == NULL)
+        text = xstrdup("{\"ok\":false,\"error\":\"cannot encode reply\"}");
+    return text;
+}
+
+static char *
+iso_time(uint64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char s[32];
+
+    gmtime_r(&tt, &tm);
+    strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return xstrdup(s);
+}
+
+struct ctl_reply *
+ctl_reply_status_new(const struct ctl_daemon_info *info)
+{
+    struct ctl_reply *r = xcalloc(1, sizeof(*r));
+    json_t *o = json_object();
+
+    json_object_set_new(o, "ok", json_true());
+    json_object_set_new(o, "version", json_string(info->version));
+    json_object_set_new(o, "pid", json_integer(info->pid));
+    json_object_set_new(o, "uptime_s", json_integer(
+        (json_int_t)info->uptime_s));
+    json_object_set_new(o, "config", json_string(info->config));
+    json_object_set_new(o, "generation", json_integer(info->generation));
+    json_object_set_new(o, "dry_run", json_boolean(info->dry_run));
+    r->o = o;
+    r->list = json_array();
+    r->list_key = "watchers";
+    return r;
+}
+
+void
+ctl_reply_status_add(struct ctl_reply *r, const struct watcher_status *st)
+{
+    json_t *o = json_object(), *caps = json_array(), *actions, *notes;
+    char *copy, *tok, *save = NULL;
+    uint64_t now = (uint64_t)time(NULL);
+
+    json_object_set_new(o, "account", json_string(st->account));
+    json_object_set_new(o, "mailbox", json_string(st->mailbox));
+    json_object_set_new(o, "state",
+                        json_string(watcher_state_name(st->state)));
+    json_object_set_new(o, "state_s", json_integer(
+        (json_int_t)(now > st->state_since ? now - st->state_since : 0)));
+    json_object_set_new(o, "shared", json_boolean(st->shared));
+    copy = xstrdup(st->capabilities);
+    for (tok = strtok_r(copy, " ", &save); tok != NULL;
+         tok = strtok_r(NULL, " ", &save))
+        json_array_append_new(caps, json_string(tok));
+    free(copy);
+    json_object_set_new(o, "capabilities", caps);
+    json_object_set_new(o, "uidvalidity", json_integer(st->uidvalidity));
+    json_object_set_new(o, "messages", json_integer(st->messages));
+    json_object_set_new(o, "uid_swept", json_integer(st->uid_swept));
+    actions = json_object();
+    for (size_t i = 0; i < st->n_counts; i++) {
+        const struct watcher_count *c = &st->counts[i];
+        json_t *rule = json_object_get(actions, c->rule);
+        char *key = c->dry ? xasprintf("would_%s", c->action)
+                           : xstrdup(c->action);
+
+        if (rule == NULL) {
+            rule = json_object();
+            json_object_set_new(actions, c->rule, rule);
+        }
+        json_object_set_new(rule, key, json_integer((json_int_t)c->n));
+        free(key);
+    }
+    json_object_set_new(o, "actions", actions);
+    if (st->last_sweep != 0) {
+        char *t = iso_time(st->last_sweep);
+
+        json_object_set_new(o, "last_sweep", json_string(t));
+        free(t);
+    } else {
+        json_object_set_new(o, "last_sweep", json_null());
+    }
+    json_object_set_new(o, "last_sweep_ms",
+                        json_integer((json_int_t)st->last_sweep_ms));
+    json_object_set_new(o, "reconnects", json_integer(st->reconnects));
+    json_object_set_new(o, "last_error", st->last_error
+                                             ? json_string(st->last_error)
+                                             : json_null());
+    notes = json_array();
+    for (size_t i = 0; i < st->n_notes; i++)
+        json_array_append_new(notes, json_string(st->notes[i]));
+    json_object_set_new(o, "notes", notes);
+    json_array_append_new(r->list, o);
+}
+
+struct ctl_reply *
+ctl_reply_swept_new(void)
+{
+    struct ctl_reply *r = xcalloc(1, sizeof(*r));
+
+    r->o = json_pack("{s:b}", "ok", 1);
+    r->list = json_array();
+    r->list_key = "swept";
+    return r;
+}
+
+void
+ctl_reply_swept_add(struct ctl_reply *r, const char *account,
+                    const char *mailbox)
+{
+    json_array_append_new(r->list, json_pack("{s:s, s:s}", "account",
+                                             account, "mailbox", mailbox));
+}
+
+char *
+ctl_reply_finish(struct ctl_reply *r)
+{
+    json_t *o = r->o;
+
+    json_object_set_new(o, r->list_key, r->list);
+    free(r);
+    return encode(o);
+}
+
+void
+ctl_reply_free(struct ctl_reply *r)
+{
+    if (r == NULL)
+        return;
+    json_decref(r->list);
+    json_decref(r->o);
+    free(r);
+}
+
+char *
+ctl_reply_error(const char *msg)
+{
+    return encode(json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+char *
+ctl_reply_version(const char *version)
+{
+    return encode(json_pack("{s:b, s:s}", "ok", 1, "version", version));
+}
+
+char *
+ctl_reply_reloaded(unsigned generation)
+{
+    return encode(json_pack("{s:b, s:i}", "ok", 1, "generation",
+                            generation));
+}
+
+char *
+ctl_reply_reload_failed(const struct config_diag *diag)
+{
+    json_t *errors = json_array(), *o;
+    char *msg;
+
+    for (size_t i = 0; i < diag->n_errors; i++) {
+        char *e = config_diag_format(&diag->errors[i]);
+
+        json_array_append_new(errors, json_string(e));
+        free(e);
+    }
+    msg = xasprintf("configuration has %zu error%s; the previous one stays "
+                    "in force", json_array_size(errors),
+                    json_array_size(errors) == 1 ? "" : "s");
+    o = json_pack("{s:b, s:s, s:o}", "ok", 0, "error", msg, "errors",
+                  errors);
+    free(msg);
+    return encode(o);
+}
+
+/* --- replies (imapsweepctl's side) --------------------------------------- */
+
+static char *
+get_string(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+static long long
+get_int(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static char **
+get_strings(json_t *o, const char *key, size_t *n_r)
+{
+    json_t *a = json_object_get(o, key), *e;
+    char **v = xcalloc(json_array_size(a) + 1, sizeof(*v));
+    size_t i;
+
+    json_array_foreach(a, i, e) {
+        const char *s = json_string_value(e);
+
+        v[i] = s != NULL ? xstrdup(s) : NULL;
+    }
+    *n_r = json_array_size(a);
+    return v;
+}
+
+static void
+parse_watcher(json_t *o, struct ctl_result_watcher *w)
+{
+    json_t *rules = json_object_get(o, "actions"), *kinds, *cnt;
+    const char *rule, *kind;
+    size_t n = 0;
+
+    w->account = get_string(o, "account");
+    w->mailbox = get_string(o, "mailbox");
+    w->state = get_string(o, "state");
+    w->state_s = get_int(o, "state_s");
+    w->messages = get_int(o, "messages");
+    json_object_foreach(rules, rule, kinds)
+        n += json_object_size(kinds);
+    w->counts = xcalloc(n ? n : 1, sizeof(*w->counts));
+    json_object_foreach(rules, rule, kinds) {
+        json_object_foreach(kinds, kind, cnt) {
+            struct ctl_result_count *c = &w->counts[w->n_counts++];
+
+            c->rule = xstrdup(rule);
+            c->kind = xstrdup(kind);
+            c->n = (long long)json_integer_value(cnt);
+        }
+    }
+    w->last_sweep = get_string(o, "last_sweep");
+    w->last_sweep_ms = get_int(o, "last_sweep_ms");
+    w->last_error = get_string(o, "last_error");
+    w->notes = get_strings(o, "notes", &w->n_notes);
+}
+
+int
+ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
+                 char **err_r)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr), *a, *e;
+    struct ctl_result *r;
+    size_t i;
+
+    if (!json_is_object(o)) {
+        *err_r = xstrdup(jerr.text);
+        json_decref(o);
+        return -1;
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->ok = json_is_true(json_object_get(o, "ok"));
+    r->error = get_string(o, "error");
+    r->errors = get_strings(o, "errors", &r->n_errors);
+    r->version = get_string(o, "version");
+    r->pid = get_int(o, "pid");
+    r->uptime_s = get_int(o, "uptime_s");
+    r->generation = get_int(o, "generation");
+    r->dry_run = json_is_true(json_object_get(o, "dry_run"));
+    a = json_object_get(o, "watchers");
+    r->watchers = xcalloc(json_array_size(a) + 1, sizeof(*r->watchers));
+    json_array_foreach(a, i, e)
+        parse_watcher(e, &r->watchers[i]);
+    r->n_watchers = json_array_size(a);
+    a = json_object_get(o, "swept");
+    r->swept = xcalloc(json_array_size(a) + 1, sizeof(*r->swept));
+    json_array_foreach(a, i, e) {
+        r->swept[i].account = get_string(e, "account");
+        r->swept[i].mailbox = get_string(e, "mailbox");
+    }
+    r->n_swept = json_array_size(a);
+    json_decref(o);
+    *result_r = r;
+    return 0;
+}
+
+static void
+free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void
+ctl_result_free(struct ctl_result *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n_watchers; i++) {
+        struct ctl_result_watcher *w = &r->watchers[i];
+
+        free(w->account);
+        free(w->mailbox);
+        free(w->state);
+        for (size_t k = 0; k < w->n_counts; k++) {
+            free(w->counts[k].rule);
+            free(w->counts[k].kind);
+        }
+        free(w->counts);
+        free(w->last_sweep);
+        free(w->last_error);
+        free_strings(w->notes, w->n_notes);
+    }
+    free(r->watchers);
+    for (size_t i = 0; i < r->n_swept; i++) {
+        free(r->swept[i].account);
+        free(r->swept[i].mailbox);
+    }
+    free(r->swept);
+    free(r->error);
+    free_strings(r->errors, r->n_errors);
+    free(r->version);
+    free(r);
+}

@@ -1,0 +1,424 @@
+#include "poller.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "imap_utf7.h"
+#include "session.h"
+#include "util.h"
+
+enum poller_state {
+    PS_DOWN,
+    PS_CONNECTING,
+    PS_STATUS,
+    PS_VISITING,
+    PS_WAITING,
+    PS_BACKOFF,
+    PS_STOPPING,
+};
+
+struct poller {
+    const struct watcher_env *env;
+    const struct config_account *acc;
+    struct tls_ctx *tls;
+    const struct log_ctx *log;   /* the account's */
+    const struct poller_ops *ops;
+    void *arg;
+    enum poller_state st;
+    struct session *session;
+    struct imap_conn *conn;
+    uv_timer_t timer;
+    struct watcher **queue;      /* to visit in this cycle */
+    size_t n_queue, cap_queue, pos;
+    struct watcher *current;
+    unsigned status_pending;
+    unsigned failures;
+    bool again;                  /* a sweep was asked for during a cycle */
+};
+
+static void poller_cycle(struct poller *p);
+static void poller_connect(struct poller *p);
+
+/* --- the cycle ----------------------------------------------------------- */
+
+static void
+set_shared_states(struct poller *p, enum watcher_state st, const char *err)
+{
+    size_t n;
+    struct watcher *const *w = p->ops->watchers(p->arg, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (watcher_is_shared(w[i]) && w[i] != p->current)
+            watcher_set_shared_state(w[i], st, err);
+    }
+}
+
+static void
+on_poll_timer(uv_timer_t *t)
+{
+    struct poller *p = t->data;
+
+    if (p->st == PS_BACKOFF || p->st == PS_DOWN)
+        poller_connect(p);
+    else if (p->st == PS_WAITING)
+        poller_cycle(p);
+}
+
+static void visit_next(struct poller *p);
+
+static void
+visit_done(struct watcher *w, bool ok, void *arg)
+{
+    (void)w;
+    (void)ok;
+    visit_next(arg);
+}
+
+static void
+visit_next(struct poller *p)
+{
+    p->current = NULL;
+    if (p->st == PS_STOPPING)
+        return;
+    while (p->pos < p->n_queue) {
+        struct watcher *w = p->queue[p->pos++];
+
+        if (w == NULL)
+            continue; /* removed by a reload meanwhile */
+        p->st = PS_VISITING;
+        p->current = w;
+        watcher_visit(w, p->conn, p->env->once, visit_done, p);
+        return;
+    }
+    p->failures = 0;
+    if (p->env->once) {
+        p->st = PS_STOPPING;
+        session_logout(p->session);
+        return;
+    }
+    p->st = PS_WAITING;
+    if (p->again) {
+        p->again = false;
+        uv_timer_start(&p->timer, on_poll_timer, 0, 0);
+    } else {
+        uv_timer_start(&p->timer, on_poll_timer,
+                       p->acc->poll_interval * 1000, 0);
+    }
+}
+
+static struct watcher *
+shared_by_name(struct poller *p, const char *name)
+{
+    size_t n;
+    struct watcher *const *w = p->ops->watchers(p->arg, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (watcher_is_shared(w[i]) &&
+            (strcmp(watcher_mailbox(w[i]), name) == 0 ||
+             (util_strcaseeq(name, "INBOX") &&
+              util_strcaseeq(watcher_mailbox(w[i]), "INBOX"))))
+            return w[i];
+    }
+    return NULL;
+}
+
+static void
+enqueue(struct poller *p, struct watcher *w)
+{
+    for (size_t i = 0; i < p->n_queue; i++) {
+        if (p->queue[i] == w)
+            return;
+    }
+    ARRAY_GROW(p->queue, p->cap_queue, p->n_queue + 1);
+    p->queue[p->n_queue++] = w;
+}
+
+struct status_req {
+    struct poller *p;
+    struct watcher *w;
+};
+
+static bool
+status_untagged(struct imap_conn *c, const struct imap_response *r,
+                void *arg)
+{
+    /* the command's argument is its status_req, not the poller */
+    struct poller *p = ((struct status_req *)arg)->p;
+    const char *name;
+    size_t len;
+    const struct imap_arg *items, *it;
+    uint32_t messages = 0, uidnext = 0, uidvalidity = 0;
+    struct buf dec;
+    struct watcher *w;
+
+    if (r->name == NULL || strcmp(r->name, "STATUS") != 0 ||
+        !imap_arg_get_astring(r->args, &name, &len))
+        return false;
+    items = r->args->next;
+    if (items == NULL || items->type != IMAP_ARG_LIST)
+        return true;
+    for (it = items->list; it != NULL && it->next != NULL;
+         it = it->next->next) {
+        if (imap_arg_is_atom(it, "MESSAGES"))
+            imap_arg_get_u32(it->next, &messages);
+        else if (imap_arg_is_atom(it, "UIDNEXT"))
+            imap_arg_get_u32(it->next, &uidnext);
+        else if (imap_arg_is_atom(it, "UIDVALIDITY"))
+            imap_arg_get_u32(it->next, &uidvalidity);
+    }
+    buf_init(&dec, BUF_NOCAP);
+    if (imap_conn_utf8(c) || imap_utf7_decode(name, len, &dec) < 0) {
+        buf_reset(&dec);
+        buf_append(&dec, name, len);
+    }
+    w = shared_by_name(p, buf_cstr(&dec));
+    buf_free(&dec);
+    if (w != NULL && watcher_status_changed(w, uidnext, uidvalidity,
+                                            messages))
+        enqueue(p, w);
+    return true;
+}
+
+static void
+status_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct status_req *req = arg;
+    struct poller *p = req->p;
+
+    (void)c;
+    if (r->status == IMAP_NO || r->status == IMAP_BAD) {
+        char *msg = xasprintf("STATUS \"%s\" failed: %s",
+                              watcher_mailbox(req->w), r->text);
+
+        watcher_set_shared_state(req->w, WATCHER_POLLING, msg);
+        free(msg);
+    }
+    free(req);
+    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
+        return;
+    if (--p->status_pending == 0 && p->st == PS_STATUS) {
+        p->pos = 0;
+        visit_next(p);
+    }
+}
+
+static void
+poller_cycle(struct poller *p)
+{
+    size_t n;
+    struct watcher *const *w = p->ops->watchers(p->arg, &n);
+
+    p->n_queue = 0;
+    p->pos = 0;
+    if (p->env->once) {
+        /* every shared mailbox, fully */
+        for (size_t i = 0; i < n; i++) {
+            if (watcher_is_shared(w[i]))
+                enqueue(p, w[i]);
+        }
+        visit_next(p);
+        return;
+    }
+    p->st = PS_STATUS;
+    p->status_pending = 0;
+    /* RFC 3501: STATUS should not be used on the selected mailbox */
+    if (imap_conn_mailbox(p->conn)->selected &&
+        imap_conn_has_cap(p->conn, "UNSELECT")) {
+        struct imap_build *b = imap_conn_build(p->conn);
+
+        imap_build_atom(b, "UNSELECT");
+        imap_conn_submit(p->conn, b, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct imap_build *b;
+        struct status_req *req;
+        struct imap_cmd_opts o;
+
+        if (!watcher_is_shared(w[i]))
+            continue;
+        b = imap_conn_build(p->conn);
+        req = xmalloc(sizeof(*req));
+        req->p = p;
+        req->w = w[i];
+        imap_build_atom(b, "STATUS");
+        imap_build_mailbox(b, watcher_mailbox(w[i]));
+        imap_build_list_open(b);
+        imap_build_atom(b, "MESSAGES");
+        imap_build_atom(b, "UIDNEXT");
+        imap_build_atom(b, "UIDVALIDITY");
+        imap_build_list_close(b);
+        o = (struct imap_cmd_opts){.done = status_done,
+                                   .untagged = status_untagged, .arg = req};
+        if (imap_conn_submit(p->conn, b, &o) < 0) {
+            free(req);
+            continue;
+        }
+        p->status_pending++;
+    }
+    if (p->status_pending == 0)
+        visit_next(p);
+}
+
+/* --- the connection ------------------------------------------------------ */
+
+static void
+p_ready(struct session *s, void *arg)
+{
+    struct poller *p = arg;
+
+    p->conn = session_conn(s);
+    set_shared_states(p, WATCHER_POLLING, NULL);
+    poller_cycle(p);
+}
+
+static void
+p_untagged(struct session *s, const struct imap_response *r, void *arg)
+{
+    struct poller *p = arg;
+
+    (void)s;
+    if (p->current != NULL)
+        watcher_conn_event(p->current, r);
+}
+
+static void
+p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
+{
+    struct poller *p = arg;
+    uint64_t delay;
+
+    session_free(s);
+    p->session = NULL;
+    p->conn = NULL;
+    if (p->current != NULL) {
+        watcher_visit_abort(p->current, err ? msg : NULL);
+        p->current = NULL;
+    }
+    if (p->st == PS_STOPPING) {
+        p->st = PS_DOWN;
+        p->ops->logged_out(p->arg);
+        return;
+    }
+    if (p->env->once) {
+        set_shared_states(p, WATCHER_ERROR, msg);
+        p->st = PS_DOWN;
+        return;
+    }
+    delay = auth ? p->acc->reconnect_max * 1000
+                 : backoff_delay_ms(p->failures, p->acc->reconnect_min * 1000,
+                                    p->acc->reconnect_max * 1000);
+    p->failures++;
+    log_ctx_msg(p->log, LL_WARNING,
+                "polling connection: %s; reconnecting in %.1fs", msg,
+                (double)delay / 1000.0);
+    set_shared_states(p, WATCHER_BACKOFF, msg);
+    p->st = PS_BACKOFF;
+    uv_timer_start(&p->timer, on_poll_timer, delay, 0);
+}
+
+static const struct session_events poller_events = {
+    .ready = p_ready,
+    .untagged = p_untagged,
+    .closed = p_closed,
+};
+
+static void
+poller_connect(struct poller *p)
+{
+    p->st = PS_CONNECTING;
+    set_shared_states(p, WATCHER_CONNECTING, NULL);
+    p->session = session_new(&p->env->session, p->acc, p->tls, NULL,
+                             &poller_events, p);
+}
+
+/* --- the owner's calls --------------------------------------------------- */
+
+struct poller *
+poller_new(const struct watcher_env *env, const struct config_account *acc,
+           struct tls_ctx *tls, const struct log_ctx *log,
+           const struct poller_ops *ops, void *arg)
+{
+    struct poller *p = xcalloc(1, sizeof(*p));
+
+    p->env = env;
+    p->acc = acc;
+    p->tls = tls;
+    p->log = log;
+    p->ops = ops;
+    p->arg = arg;
+    p->st = PS_DOWN;
+    uv_timer_init(env->session.loop, &p->timer);
+    p->timer.data = p;
+    return p;
+}
+
+void
+poller_start(struct poller *p)
+{
+    poller_connect(p);
+}
+
+void
+poller_set_account(struct poller *p, const struct config_account *acc)
+{
+    p->acc = acc;
+}
+
+void
+poller_forget(struct poller *p, struct watcher *w)
+{
+    if (p->current == w) {
+        watcher_visit_abort(w, NULL);
+        p->current = NULL;
+    }
+    for (size_t q = 0; q < p->n_queue; q++) {
+        if (p->queue[q] == w)
+            p->queue[q] = NULL;
+    }
+}
+
+void
+poller_sweep_soon(struct poller *p)
+{
+    if (p->st == PS_WAITING)
+        uv_timer_start(&p->timer, on_poll_timer, 0, 0);
+    else
+        p->again = true;
+}
+
+bool
+poller_stop(struct poller *p)
+{
+    uv_timer_stop(&p->timer);
+    if (p->current != NULL) {
+        watcher_visit_abort(p->current, NULL);
+        p->current = NULL;
+    }
+    if (p->session == NULL)
+        return false;
+    p->st = PS_STOPPING;
+    session_logout(p->session);
+    return true;
+}
+
+static void
+on_poller_timer_closed(uv_handle_t *h)
+{
+    struct poller *p = h->data;
+
+    free(p->queue);
+    free(p);
+}
+
+void
+poller_free(struct poller *p)
+{
+    if (p == NULL)
+        return;
+    if (p->current != NULL)
+        watcher_visit_abort(p->current, NULL);
+    session_free(p->session);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_poller_timer_closed);
+}

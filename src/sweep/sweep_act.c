@@ -1,0 +1,598 @@
+/* sweep, phase 6: the actions, batched over chunked UID sets with the
+ * UIDVALIDITY re-checked before every command; the audit lines for what was
+ * acted on; the \Trash lookup. */
+#include "sweep_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "imap_build.h"
+#include "imap_utf7.h"
+#include "log.h"
+#include "uidset.h"
+#include "util.h"
+
+/* One batched action step over a set, chunked into commands. */
+struct batch;
+typedef void batch_next_fn(struct sweep *s, struct batch *b);
+
+struct batch {
+    struct sweep_rule *sr;
+    const char *verb;       /* for messages */
+    struct uidset todo;     /* what the step covers */
+    struct uidset ok;       /* chunks the server accepted */
+    struct uidset retry;    /* chunks refused with TRYCREATE */
+    unsigned outstanding;
+    bool failed;
+    bool created;           /* CREATE already tried once */
+    batch_next_fn *next;
+};
+
+/* --- audit lines --------------------------------------------------------- */
+
+/* The rule's name for a line about it (NULL: none). */
+static const char *
+rname(const struct sweep_rule *sr)
+{
+    return sr != NULL ? sr->rule->name : NULL;
+}
+
+/* Header text in a log line: quoted, with quotes, backslashes and control
+ * characters escaped so a line cannot be forged by a subject. */
+static void
+append_quoted(struct buf *b, const char *text)
+{
+    buf_append_char(b, '"');
+    for (const char *p = text ? text : ""; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            buf_printf(b, "\\x%02x", c);
+        else
+            buf_append_char(b, (char)c);
+    }
+    buf_append_char(b, '"');
+}
+
+static void
+audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
+          const struct uidset *set, bool would)
+{
+    if (uidset_empty(set))
+        return;
+    if (s->p.audit == CONFIG_AUDIT_COUNTS) {
+        log_ctx_action(&s->log, LL_INFO, rname(sr), verb, 0,
+                       "%s: %s%s %llu message%s", sr->rule->name,
+                       would ? "would " : "", verb,
+                       (unsigned long long)uidset_count(set),
+                       uidset_count(set) == 1 ? "" : "s");
+        return;
+    }
+    for (size_t r = 0; r < set->n; r++) {
+        for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
+            struct sweep_msg *m = sweep_store_find(&s->store, (uint32_t)u);
+            const char *id = NULL, *from = NULL, *subj = NULL;
+            struct buf q;
+
+            if (m != NULL) {
+                id = mime_fields_get(&m->headers, "Message-ID");
+                from = mime_fields_get(&m->headers, "From");
+                subj = mime_fields_get(&m->headers, "Subject");
+            }
+            buf_init(&q, BUF_NOCAP);
+            buf_append_str(&q, " message-id ");
+            append_quoted(&q, id);
+            buf_append_str(&q, " from ");
+            append_quoted(&q, from);
+            buf_append_str(&q, " subject ");
+            append_quoted(&q, subj);
+            log_ctx_action(&s->log, LL_INFO, rname(sr), verb, (uint32_t)u,
+                           "%s: %s%s uid %llu%s", sr->rule->name,
+                           would ? "would " : "", verb,
+                           (unsigned long long)u, buf_cstr(&q));
+            buf_free(&q);
+        }
+    }
+}
+
+/* --- phase 6: actions ---------------------------------------------------- */
+
+void
+sweep_batch_free(struct batch *b)
+{
+    uidset_free(&b->todo);
+    uidset_free(&b->ok);
+    uidset_free(&b->retry);
+    free(b);
+}
+
+struct chunk_req {
+    struct sweep *s;
+    struct batch *b;
+    struct uidset chunk;
+};
+
+static void batch_send(struct sweep *s, struct batch *b,
+                       const struct uidset *set);
+
+static void
+batch_chunk_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct chunk_req *req = arg;
+    struct sweep *s = req->s;
+    struct batch *b = req->b;
+
+    (void)c;
+    if (r->status == IMAP_OK) {
+        uidset_union(&b->ok, &req->chunk);
+    } else if (r->status == IMAP_NO && r->code != NULL &&
+               strcmp(r->code, "TRYCREATE") == 0) {
+        uidset_union(&b->retry, &req->chunk);
+    } else if (r->status == IMAP_NO || r->status == IMAP_BAD) {
+        b->failed = true;
+        log_ctx_action(&s->log, LL_ERROR, rname(b->sr), b->verb, 0,
+                       "%s: %s refused: %s %s", b->sr->rule->name, b->verb,
+                       imap_status_name(r->status), r->text ? r->text : "");
+    } else {
+        sweep_reply_ok(s, r, b->verb);
+    }
+    uidset_free(&req->chunk);
+    free(req);
+    b->outstanding--;
+    if (b->outstanding == 0 && s->batch == b && !s->detached)
+        b->next(s, b);
+    sweep_cmd_finished(s);
+}
+
+/* Build one command for a chunk: "UID <verb-specific>". */
+static struct imap_build *
+build_action(struct sweep *s, struct batch *b, const struct uidset *chunk)
+{
+    struct imap_build *bd = imap_conn_build(s->p.conn);
+    const struct rule *rule = b->sr->rule;
+
+    imap_build_atom(bd, "UID");
+    if (strcmp(b->verb, "flag deleted") == 0) {
+        imap_build_atom(bd, "STORE");
+        imap_build_uidset(bd, chunk);
+        imap_build_atom(bd, "+FLAGS.SILENT");
+        imap_build_list_open(bd);
+        imap_build_atom(bd, "\\Deleted");
+        imap_build_list_close(bd);
+    } else if (strcmp(b->verb, "unflag deleted") == 0) {
+        imap_build_atom(bd, "STORE");
+        imap_build_uidset(bd, chunk);
+        imap_build_atom(bd, "-FLAGS.SILENT");
+        imap_build_list_open(bd);
+        imap_build_atom(bd, "\\Deleted");
+        imap_build_list_close(bd);
+    } else if (strcmp(b->verb, "flag") == 0) {
+        imap_build_atom(bd, "STORE");
+        imap_build_uidset(bd, chunk);
+        imap_build_atom(bd, "+FLAGS.SILENT");
+        imap_build_list_open(bd);
+        for (size_t i = 0; i < rule->n_flags; i++)
+            imap_build_atom(bd, rule->flags[i]);
+        imap_build_list_close(bd);
+    } else if (strcmp(b->verb, "expunge") == 0) {
+        imap_build_atom(bd, "EXPUNGE");
+        imap_build_uidset(bd, chunk);
+    } else if (strcmp(b->verb, "move") == 0) {
+        imap_build_atom(bd, "MOVE");
+        imap_build_uidset(bd, chunk);
+        imap_build_mailbox(bd, s->trash);
+    } else { /* copy */
+        imap_build_atom(bd, "COPY");
+        imap_build_uidset(bd, chunk);
+        imap_build_mailbox(bd, s->trash);
+    }
+    return bd;
+}
+
+static void
+batch_send(struct sweep *s, struct batch *b, const struct uidset *set)
+{
+    struct uidset chunk;
+    size_t pos = 0;
+
+    uidset_init(&chunk);
+    while (!sweep_stopped(s) && sweep_mailbox_unchanged(s) &&
+           uidset_next_chunk(set, &pos, s->p.max_set_len, &chunk)) {
+        struct chunk_req *req = xcalloc(1, sizeof(*req));
+        struct imap_build *bd = build_action(s, b, &chunk);
+
+        req->s = s;
+        req->b = b;
+        uidset_init(&req->chunk);
+        uidset_copy(&req->chunk, &chunk);
+        b->outstanding++;
+        if (sweep_submit(s, bd, batch_chunk_done, NULL, NULL, req) < 0) {
+            b->outstanding--;
+            uidset_free(&req->chunk);
+            free(req);
+        }
+    }
+    uidset_free(&chunk);
+    if (b->outstanding == 0 && s->batch == b)
+        b->next(s, b); /* nothing sent: move on (sweep_stopped() is checked) */
+}
+
+static struct batch *
+batch_new(struct sweep *s, struct sweep_rule *sr, const char *verb,
+          const struct uidset *set, batch_next_fn *next)
+{
+    struct batch *b = xcalloc(1, sizeof(*b));
+
+    b->sr = sr;
+    b->verb = verb;
+    b->next = next;
+    uidset_init(&b->todo);
+    uidset_init(&b->ok);
+    uidset_init(&b->retry);
+    uidset_copy(&b->todo, set);
+    if (s->batch != NULL)
+        sweep_batch_free(s->batch);
+    s->batch = b;
+    return b;
+}
+
+/* Where trash/move (and delete on Gmail) put messages. NULL: none. */
+static const char *
+target_of(const struct sweep *s, const struct sweep_rule *sr)
+{
+    if (sr->rule->action == RULE_ACTION_MOVE)
+        return sr->rule->target;
+    if (s->p.account->trash_mailbox != NULL)
+        return s->p.account->trash_mailbox;
+    return s->p.memo ? s->p.memo->trash : NULL;
+}
+
+static bool
+same_mailbox(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0 ||
+           (util_strcaseeq(a, "INBOX") && util_strcaseeq(b, "INBOX"));
+}
+
+/* On Gmail EXPUNGE only archives, so delete moves to the Trash; in the
+ * Trash itself EXPUNGE deletes for good, so there delete stays delete.
+ * Before the Trash is looked up it is taken to be another mailbox. */
+static bool
+gmail_trashes(const struct sweep *s, const struct sweep_rule *sr)
+{
+    const char *trash;
+
+    if (sr->rule->action != RULE_ACTION_DELETE || !s->gmail)
+        return false;
+    trash = target_of(s, sr);
+    return trash == NULL || !same_mailbox(trash, s->mailbox);
+}
+
+/* What the rule does, as logged. */
+static const char *
+action_verb(const struct sweep *s, const struct sweep_rule *sr)
+{
+    if (gmail_trashes(s, sr))
+        return "trash";
+    return rule_action_name(sr->rule->action);
+}
+
+static void
+rule_done(struct sweep *s, struct sweep_rule *sr, const struct uidset *acted,
+          const char *verb)
+{
+    sr->stat.acted += uidset_count(acted);
+    audit_set(s, sr, verb, acted, false);
+}
+
+static void after_expunge(struct sweep *s, struct batch *b);
+
+static void
+expunge_step(struct sweep *s, struct sweep_rule *sr, const struct uidset *set)
+{
+    enum config_expunge mode = s->p.account->expunge;
+
+    if (mode == CONFIG_EXPUNGE_UID && s->uidplus && !uidset_empty(set)) {
+        batch_send(s, batch_new(s, sr, "expunge", set, after_expunge), set);
+        return;
+    }
+    if (mode == CONFIG_EXPUNGE_UID && !s->uidplus)
+        sweep_note(s, "server lacks UIDPLUS: matches stay flagged \\Deleted "
+                      "(set expunge: mailbox to allow a plain EXPUNGE)");
+    if (!uidset_empty(set))
+        s->deleted_flagged = true;
+    sweep_act_next_rule(s);
+}
+
+static void
+after_expunge(struct sweep *s, struct batch *b)
+{
+    (void)b;
+    sweep_act_next_rule(s);
+}
+
+static void
+after_revert(struct sweep *s, struct batch *b)
+{
+    if (!uidset_empty(&b->ok))
+        log_ctx_action(&s->log, LL_NOTICE, rname(b->sr), NULL, 0,
+                       "%s: rules changed before the expunge: \\Deleted "
+                       "taken back from %llu message%s", b->sr->rule->name,
+                       (unsigned long long)uidset_count(&b->ok),
+                       uidset_count(&b->ok) == 1 ? "" : "s");
+    s->reverting = false;
+    sweep_act_next_rule(s);
+}
+
+static void
+after_store_deleted(struct sweep *s, struct batch *b)
+{
+    struct sweep_rule *sr = b->sr;
+    struct uidset ok;
+
+    if (sweep_stopped(s)) {
+        /* Cancelled (the rules changed) between STORE and EXPUNGE: do not
+         * leave messages flagged \Deleted for rules no longer in force. */
+        if (s->cancelled && !s->detached && s->err == 0 &&
+            !uidset_empty(&b->ok) && sweep_mailbox_unchanged(s)) {
+            uidset_init(&ok);
+            uidset_copy(&ok, &b->ok);
+            s->reverting = true;
+            batch_send(s, batch_new(s, sr, "unflag deleted", &ok,
+                                    after_revert), &ok);
+            uidset_free(&ok);
+            return;
+        }
+        sweep_act_next_rule(s);
+        return;
+    }
+    uidset_init(&ok);
+    uidset_copy(&ok, &b->ok);
+    rule_done(s, sr, &ok, action_verb(s, sr));
+    if (b->failed)
+        sr->stat.failed = true;
+    expunge_step(s, sr, &ok);
+    uidset_free(&ok);
+}
+
+static void
+after_copy(struct sweep *s, struct batch *b)
+{
+    struct sweep_rule *sr = b->sr;
+    struct uidset ok;
+
+    if (sweep_stopped(s)) {
+        sweep_act_next_rule(s);
+        return;
+    }
+    if (b->failed)
+        sr->stat.failed = true;
+    uidset_init(&ok);
+    uidset_copy(&ok, &b->ok);
+    /* only what was copied may be flagged \Deleted */
+    batch_send(s, batch_new(s, sr, "flag deleted", &ok, after_store_deleted),
+               &ok);
+    uidset_free(&ok);
+}
+
+static void after_move(struct sweep *s, struct batch *b);
+
+static void
+create_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct sweep *s = arg;
+    struct batch *b = s->batch;
+
+    (void)c;
+    if (r->status == IMAP_OK) {
+        log_ctx_action(&s->log, LL_NOTICE, rname(b->sr), NULL, 0,
+                       "created mailbox \"%s\"", s->trash);
+    } else if (r->status != IMAP_NO) {
+        sweep_reply_ok(s, r, "CREATE");
+    }
+    /* retry the refused chunks once (NO: maybe created meanwhile) */
+    if (!sweep_stopped(s) && !s->detached) {
+        struct uidset retry;
+
+        uidset_init(&retry);
+        uidset_copy(&retry, &b->retry);
+        uidset_clear(&b->retry);
+        batch_send(s, b, &retry);
+        uidset_free(&retry);
+    }
+    sweep_cmd_finished(s);
+}
+
+static void
+after_move(struct sweep *s, struct batch *b)
+{
+    struct sweep_rule *sr = b->sr;
+
+    if (!uidset_empty(&b->retry) && !b->created && !sweep_stopped(s)) {
+        struct imap_build *bd = imap_conn_build(s->p.conn);
+
+        b->created = true;
+        imap_build_atom(bd, "CREATE");
+        imap_build_mailbox(bd, s->trash);
+        sweep_submit(s, bd, create_done, NULL, NULL, s);
+        return;
+    }
+    if (!uidset_empty(&b->retry)) {
+        b->failed = true;
+        log_ctx_action(&s->log, LL_ERROR, rname(sr), NULL, 0,
+                       "%s: target mailbox \"%s\" does not exist and could "
+                       "not be created", sr->rule->name, s->trash);
+    }
+    if (b->failed)
+        sr->stat.failed = true;
+    if (strcmp(b->verb, "copy") == 0) {
+        after_copy(s, b);
+        return;
+    }
+    rule_done(s, sr, &b->ok, action_verb(s, sr));
+    sweep_act_next_rule(s);
+}
+
+static void
+after_flag(struct sweep *s, struct batch *b)
+{
+    if (b->failed)
+        b->sr->stat.failed = true;
+    rule_done(s, b->sr, &b->ok, "flag");
+    sweep_act_next_rule(s);
+}
+
+static void
+act_rule(struct sweep *s, struct sweep_rule *sr)
+{
+    const struct uidset *set = &sr->final;
+    enum rule_action action = sr->rule->action;
+    bool moves = action == RULE_ACTION_TRASH || action == RULE_ACTION_MOVE ||
+                 gmail_trashes(s, sr);
+
+    if (sr->dry) {
+        sr->stat.acted += uidset_count(set);
+        audit_set(s, sr, action_verb(s, sr), set, true);
+        sweep_act_next_rule(s);
+        return;
+    }
+    if (moves) {
+        const char *target = target_of(s, sr);
+
+        if (target == NULL) {
+            sr->stat.failed = true;
+            sweep_note(s, "no \\Trash mailbox found (SPECIAL-USE): set "
+                          "trash_mailbox; matching messages are left alone");
+            sweep_act_next_rule(s);
+            return;
+        }
+        if (same_mailbox(target, s->mailbox)) {
+            /* moving a message onto itself is no action: skip, once */
+            char *t = xasprintf("rule %s moves to the mailbox it sweeps "
+                                "(%s): nothing done", sr->rule->name,
+                                target);
+
+            sweep_note(s, t);
+            free(t);
+            sweep_act_next_rule(s);
+            return;
+        }
+        free(s->trash);
+        s->trash = xstrdup(target);
+        batch_send(s, batch_new(s, sr, s->move ? "move" : "copy", set,
+                                after_move), set);
+        return;
+    }
+    if (action == RULE_ACTION_FLAG) {
+        batch_send(s, batch_new(s, sr, "flag", set, after_flag), set);
+        return;
+    }
+    batch_send(s, batch_new(s, sr, "flag deleted", set, after_store_deleted),
+               set);
+}
+
+void
+sweep_act_next_rule(struct sweep *s)
+{
+    while (!sweep_stopped(s) && s->act_index < s->n_rules) {
+        struct sweep_rule *sr = &s->rules[s->act_index++];
+
+        if (uidset_empty(&sr->final))
+            continue;
+        if (!sweep_mailbox_unchanged(s))
+            return;
+        if (imap_conn_mailbox(s->p.conn)->readonly && !sr->dry) {
+            sweep_set_error(s, ERR_BAD_STATE,
+                            "mailbox is read-only: nothing acted on");
+            return;
+        }
+        act_rule(s, sr);
+        return;
+    }
+}
+
+/* --- the \Trash lookup --------------------------------------------------- */
+
+bool
+sweep_act_needs_trash(struct sweep *s)
+{
+    if (s->p.account->trash_mailbox != NULL || s->p.memo == NULL ||
+        s->p.memo->trash_looked_up)
+        return false;
+    for (size_t i = 0; i < s->n_rules; i++) {
+        const struct sweep_rule *sr = &s->rules[i];
+
+        /* dry runs too: a read-only LIST tells them what would happen */
+        if (uidset_empty(&sr->final))
+            continue;
+        if (sr->rule->action == RULE_ACTION_TRASH || gmail_trashes(s, sr))
+            return true;
+    }
+    return false;
+}
+
+static bool
+list_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
+{
+    struct sweep *s = arg;
+    const struct imap_arg *flags, *a;
+    const char *name;
+    size_t len;
+    bool trash = false;
+
+    if (r->name == NULL || strcmp(r->name, "LIST") != 0)
+        return false;
+    flags = r->args;
+    if (flags == NULL || flags->type != IMAP_ARG_LIST)
+        return true;
+    for (a = flags->list; a != NULL; a = a->next) {
+        if (imap_arg_is_atom(a, "\\TRASH"))
+            trash = true;
+    }
+    if (!trash || flags->next == NULL ||
+        !imap_arg_get_astring(flags->next->next, &name, &len))
+        return true;
+    if (s->p.memo->trash == NULL) {
+        struct buf dec;
+
+        buf_init(&dec, BUF_NOCAP);
+        if (imap_conn_utf8(c))
+            buf_append(&dec, name, len);
+        else if (imap_utf7_decode(name, len, &dec) < 0)
+            buf_append(&dec, name, len);
+        s->p.memo->trash = buf_steal(&dec);
+    }
+    return true;
+}
+
+static void
+list_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct sweep *s = arg;
+
+    (void)c;
+    if (sweep_reply_ok(s, r, "LIST") && s->p.memo != NULL)
+        s->p.memo->trash_looked_up = true;
+    sweep_cmd_finished(s);
+}
+
+void
+sweep_act_trash_lookup(struct sweep *s)
+{
+    struct imap_build *b = imap_conn_build(s->p.conn);
+
+    imap_build_atom(b, "LIST");
+    if (imap_conn_has_cap(s->p.conn, "LIST-EXTENDED") &&
+        imap_conn_has_cap(s->p.conn, "SPECIAL-USE")) {
+        imap_build_list_open(b);
+        imap_build_atom(b, "SPECIAL-USE");
+        imap_build_list_close(b);
+    }
+    imap_build_string(b, "", 0);
+    imap_build_atom(b, "*");
+    sweep_submit(s, b, list_done, list_untagged, NULL, s);
+}
