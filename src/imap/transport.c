@@ -423,6 +423,9 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         read_error(t, nread);
     } else if (nread > 0 && uvt_active(t)) {
+        /* Before the bytes are handled: the ACK leaves first, so a server
+         * holding its next reply for it sends that reply while we work. */
+        uvt_tcp_quickack(t);
         if (t->tls != NULL) {
             int r = tls_conn_feed(t->tls, buf->base, (size_t)nread,
                                   pool->scratch, sizeof(pool->scratch));

@@ -121,6 +121,9 @@ void uvt_stream_connected(struct uv_transport *t, uv_stream_t *rs);
 /* Start TLS on the stream; the ClientHello goes out at once. */
 int uvt_begin_tls(struct uv_transport *t, struct tls_ctx *ctx,
                   const char *host);
+/* Acknowledge now what was just read (TCP_QUICKACK, Linux); no-op over a
+ * tunnel or where the option does not exist. */
+void uvt_tcp_quickack(struct uv_transport *t);
 /* Resolve t->host, then connect to each address in turn. */
 int uvt_tcp_connect(struct uv_transport *t);
 /* Timer callbacks: connect (lookup, connect, implicit TLS) and STARTTLS

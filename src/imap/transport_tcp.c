@@ -4,7 +4,10 @@
 #include "transport_private.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +70,35 @@ uvt_begin_tls(struct uv_transport *t, struct tls_ctx *ctx, const char *host)
     t->want_tls = true;
     /* The ClientHello goes out through tls_write_cipher. */
     return tls_conn_start(t->tls);
+}
+
+/* ---- quick ACKs --------------------------------------------------------- */
+
+/* Acknowledge at once what was just read. The daemon pipelines (DONE,
+ * UID FETCH and the searches in one write); a server that answers them
+ * with several small writes under Nagle's algorithm (Cyrus, Courier) holds
+ * each write after the first until it is acknowledged, and Linux delays
+ * that ACK by 40 ms once the connection looks interactive ("pingpong"
+ * mode, entered again each time we send). TCP_QUICKACK leaves that mode
+ * and sends the pending ACK now; the kernel re-enters it at our next
+ * write, so it is set again after every read. Costs one setsockopt per
+ * read and, at most, one bare ACK where one would have ridden on our next
+ * command. */
+void
+uvt_tcp_quickack(struct uv_transport *t)
+{
+#ifdef TCP_QUICKACK
+    uv_os_fd_t fd;
+    int one = 1;
+
+    if (!t->tcp_open || t->tun != NULL ||
+        uv_fileno((const uv_handle_t *)&t->tcp, &fd) != 0)
+        return;
+    /* Best effort: without it the stall returns, nothing breaks. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+    (void)t;
+#endif
 }
 
 /* ---- TCP connect ------------------------------------------------------ */
