@@ -25,6 +25,10 @@ Scenario (all keys optional)::
       "tokens": {"user": "token"},               # XOAUTH2 / OAUTHBEARER
       "capabilities": {"pre": [...], "post": [...]},   # pre-login / post-login
       "greeting": "fakeimap ready",
+      "nagle": true,        # Nagle's algorithm on (asyncio turns it off), as
+                            # Cyrus and Courier leave it: each response is
+                            # written on its own and a small write waits for
+                            # the ACK of the one before
       "mailboxes": {
         "INBOX": {"uidvalidity": 1700000001, "uidnext": 1,
                   "messages": [MESSAGE, ...]},
@@ -1828,6 +1832,10 @@ class FakeImapServer:
 
     async def handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.total_connections += 1
+        if self.scenario.get("nagle"):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         session = Session(self, self.total_connections, reader, writer, tls=self.implicit_tls)
         self.sessions[session.id] = session
         await session.run()
