@@ -31,7 +31,9 @@
 
 /* Per watched mailbox, kept across sweeps by the owner. */
 struct sweep_memo {
-    char *trash;            /* the \Trash mailbox found by LIST, or NULL */
+    char *trash;            /* where trash goes (LIST's \Trash, else the one
+                             * folder named Trash), or NULL */
+    char *trash_none;       /* when none: why (also a note), else NULL */
     bool trash_looked_up;
     char **notes;           /* notes reported so far (each logged once) */
     size_t n_notes, cap_notes;
@@ -62,6 +64,9 @@ struct sweep_stat {
     uint64_t matched;           /* final matches */
     uint64_t acted;             /* acted on (or would be, when dry) */
     bool failed;
+    /* when failed: why, borrowed from the memo (valid during the done
+     * callback); NULL: the server refused the action (logged as it did) */
+    const char *why;
 };
 
 struct sweep_result {

@@ -55,9 +55,28 @@ sweep_note(struct sweep *s, const char *text)
 }
 
 void
+sweep_note_drop(struct sweep *s, const char *text)
+{
+    struct sweep_memo *m = s->p.memo;
+
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->n_notes; i++) {
+        if (strcmp(m->notes[i], text) == 0) {
+            free(m->notes[i]);
+            memmove(&m->notes[i], &m->notes[i + 1],
+                    (m->n_notes - i - 1) * sizeof(*m->notes));
+            m->n_notes--;
+            return;
+        }
+    }
+}
+
+void
 sweep_memo_free(struct sweep_memo *m)
 {
     free(m->trash);
+    free(m->trash_none);
     for (size_t i = 0; i < m->n_notes; i++)
         free(m->notes[i]);
     free(m->notes);
@@ -80,6 +99,7 @@ sweep_free(struct sweep *s)
         sweep_batch_free(s->batch);
     free(s->stats);
     free(s->trash);
+    sweep_trash_free(s->trash_lookup);
     free(s->msg);
     free(s->account);
     free(s->mailbox);
@@ -206,20 +226,25 @@ start_top(struct sweep *s)
         /* nothing to sweep; NOOP keeps callbacks out of sweep_start */
         imap_build_atom(b, "NOOP");
         sweep_submit(s, b, noop_done, NULL, NULL, s);
-        return;
+    } else {
+        imap_build_atom(b, "UID");
+        imap_build_atom(b, "FETCH");
+        imap_build_atom(b, "*");
+        imap_build_list_open(b);
+        imap_build_atom(b, "UID");
+        imap_build_list_close(b);
+        if (sweep_submit(s, b, top_done, fetch_uid_untagged, NULL, s) < 0)
+            return;
+        /* The searches go right behind it over lo:*, and are clipped to
+         * the top once both have answered: a round trip saved on every
+         * sweep. */
+        s->phase = PH_SEARCH;
+        start_searches(s);
     }
-    imap_build_atom(b, "UID");
-    imap_build_atom(b, "FETCH");
-    imap_build_atom(b, "*");
-    imap_build_list_open(b);
-    imap_build_atom(b, "UID");
-    imap_build_list_close(b);
-    if (sweep_submit(s, b, top_done, fetch_uid_untagged, NULL, s) < 0)
-        return;
-    /* The searches go right behind it over lo:*, and are clipped to the
-     * top once both have answered: a round trip saved on every sweep. */
-    s->phase = PH_SEARCH;
-    start_searches(s);
+    /* Where trash goes, behind them: said at start-up even when nothing
+     * matches (and before any action, which waits for every answer). */
+    if (!sweep_stopped(s) && sweep_trash_wanted(s))
+        sweep_trash_lookup(s);
 }
 
 /* --- phase 2: searches --------------------------------------------------- */
@@ -418,8 +443,6 @@ advance(struct sweep *s)
                              s->uid_top);
             s->phase = PH_AUDIT;
             sweep_fetch_audit(s);
-            if (sweep_act_needs_trash(s))
-                sweep_act_trash_lookup(s);
             continue;
         case PH_AUDIT:
             s->phase = PH_ACT;

@@ -1,6 +1,6 @@
 /* sweep, phase 6: the actions, batched over chunked UID sets with the
  * UIDVALIDITY re-checked before every command; the audit lines for what was
- * acted on; the \Trash lookup. */
+ * acted on. Where trash goes is found by sweep_trash.c. */
 #include "sweep_private.h"
 
 #include <stdlib.h>
@@ -9,7 +9,6 @@
 #include "buf.h"
 #include "errors.h"
 #include "imap_build.h"
-#include "imap_utf7.h"
 #include "log.h"
 #include "uidset.h"
 #include "util.h"
@@ -464,9 +463,18 @@ act_rule(struct sweep *s, struct sweep_rule *sr)
         const char *target = target_of(s, sr);
 
         if (target == NULL) {
+            /* nothing is sent: say why, not that the server refused */
+            const struct sweep_memo *m = s->p.memo;
+            uint64_t n = uidset_count(set);
+
             sr->stat.failed = true;
-            sweep_note(s, "no \\Trash mailbox found (SPECIAL-USE): set "
-                          "trash_mailbox; matching messages are left alone");
+            sr->stat.why = m != NULL && m->trash_none != NULL
+                               ? m->trash_none
+                               : "no \\Trash mailbox; set trash_mailbox";
+            log_ctx_action(&s->log, LL_WARNING, rname(sr), NULL, 0,
+                           "%s: %llu matching message%s left alone: %s",
+                           sr->rule->name, (unsigned long long)n,
+                           n == 1 ? "" : "s", sr->stat.why);
             sweep_act_next_rule(s);
             return;
         }
@@ -513,86 +521,4 @@ sweep_act_next_rule(struct sweep *s)
         act_rule(s, sr);
         return;
     }
-}
-
-/* --- the \Trash lookup --------------------------------------------------- */
-
-bool
-sweep_act_needs_trash(struct sweep *s)
-{
-    if (s->p.account->trash_mailbox != NULL || s->p.memo == NULL ||
-        s->p.memo->trash_looked_up)
-        return false;
-    for (size_t i = 0; i < s->n_rules; i++) {
-        const struct sweep_rule *sr = &s->rules[i];
-
-        /* dry runs too: a read-only LIST tells them what would happen */
-        if (uidset_empty(&sr->final))
-            continue;
-        if (sr->rule->action == RULE_ACTION_TRASH || gmail_trashes(s, sr))
-            return true;
-    }
-    return false;
-}
-
-static bool
-list_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
-{
-    struct sweep *s = arg;
-    const struct imap_arg *flags, *a;
-    const char *name;
-    size_t len;
-    bool trash = false;
-
-    if (r->name == NULL || strcmp(r->name, "LIST") != 0)
-        return false;
-    flags = r->args;
-    if (flags == NULL || flags->type != IMAP_ARG_LIST)
-        return true;
-    for (a = flags->list; a != NULL; a = a->next) {
-        if (imap_arg_is_atom(a, "\\TRASH"))
-            trash = true;
-    }
-    if (!trash || flags->next == NULL ||
-        !imap_arg_get_astring(flags->next->next, &name, &len))
-        return true;
-    if (s->p.memo->trash == NULL) {
-        struct buf dec;
-
-        buf_init(&dec, BUF_NOCAP);
-        if (imap_conn_utf8(c))
-            buf_append(&dec, name, len);
-        else if (imap_utf7_decode(name, len, &dec) < 0)
-            buf_append(&dec, name, len);
-        s->p.memo->trash = buf_steal(&dec);
-    }
-    return true;
-}
-
-static void
-list_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
-{
-    struct sweep *s = arg;
-
-    (void)c;
-    if (sweep_reply_ok(s, r, "LIST") && s->p.memo != NULL)
-        s->p.memo->trash_looked_up = true;
-    sweep_cmd_finished(s);
-}
-
-void
-sweep_act_trash_lookup(struct sweep *s)
-{
-    struct imap_build *b = imap_conn_build(s->p.conn);
-
-    imap_build_atom(b, "LIST");
-    if (imap_conn_has_cap(s->p.conn, "LIST-EXTENDED") &&
-        imap_conn_has_cap(s->p.conn, "SPECIAL-USE")) {
-        imap_build_list_open(b);
-        imap_build_atom(b, "SPECIAL-USE");
-        imap_build_list_close(b);
-    }
-    imap_build_string(b, "", 0);
-    imap_build_atom(b, "*");
-    sweep_submit(s, b, list_done, list_untagged, NULL, s);
 }

@@ -4,7 +4,9 @@
  *                 INTERNALDATE and body-digest fetches, audit headers;
  *  sweep_eval.c   pure evaluation: the message store and which UIDs each
  *                 rule acts on (no connection: unit-tested on data);
- *  sweep_act.c    the batched actions, audit lines and the trash lookup. */
+ *  sweep_act.c    the batched actions and audit lines;
+ *  sweep_trash.c  where trash goes: SPECIAL-USE, else the folder named
+ *                 Trash (with NAMESPACE's prefix). */
 #ifndef IMAPSWEEP_SWEEP_PRIVATE_H
 #define IMAPSWEEP_SWEEP_PRIVATE_H
 
@@ -71,6 +73,7 @@ struct queued_search {
 };
 
 struct batch;   /* one batched action step (sweep_act.c) */
+struct trash_lookup;    /* the \Trash lookup in progress (sweep_trash.c) */
 struct digest;
 
 struct sweep {
@@ -107,6 +110,7 @@ struct sweep {
     struct batch *batch;
     bool deleted_flagged;   /* a \Deleted was set: EXPUNGE for mode mailbox */
     char *trash;
+    struct trash_lookup *trash_lookup;
     int err;
     char *msg;
     struct sweep_stat *stats;
@@ -128,6 +132,8 @@ void sweep_set_error(struct sweep *s, int err, const char *fmt, ...)
     PRINTF_LIKE(3, 4);
 /* Log text as a warning once per mailbox (kept in the memo for status). */
 void sweep_note(struct sweep *s, const char *text);
+/* Forget a note that no longer holds (status stops showing it). */
+void sweep_note_drop(struct sweep *s, const char *text);
 /* Submit b (ownership passes, whatever the outcome) with the sweep as the
  * one waiting for it. Returns 0, or an errors.h code after setting the
  * sweep's error; done is then never called. */
@@ -197,10 +203,21 @@ void sweep_eval_rules(struct sweep_rule *rules, size_t n_rules,
 /* Act on the next rule with something to act on (from s->act_index);
  * phase 6 runs it until every rule is done. */
 void sweep_act_next_rule(struct sweep *s);
-/* True if some rule will need the \Trash mailbox and it is not known. */
-bool sweep_act_needs_trash(struct sweep *s);
-/* LIST the mailboxes and remember the \Trash one in the memo. */
-void sweep_act_trash_lookup(struct sweep *s);
 void sweep_batch_free(struct batch *b);
+
+/* --- sweep_trash.c: where trash goes ------------------------------------- */
+
+/* True if a rule may move to the trash (trash; delete on Gmail; dry runs
+ * too) and where it goes is not known: never looked up, or nothing found
+ * and this is a full sweep. False with trash_mailbox set. */
+bool sweep_trash_wanted(const struct sweep *s);
+/* Look it up (NAMESPACE and LIST, pipelined with the sweep's commands;
+ * one more LIST where no folder is marked \Trash) and keep the answer in
+ * the memo: its trash, or trash_none and a note saying why. A LIST the
+ * server refuses is not the sweep's failure: it is the reason there is no
+ * trash. */
+void sweep_trash_lookup(struct sweep *s);
+/* NULL-safe. */
+void sweep_trash_free(struct trash_lookup *tl);
 
 #endif

@@ -25,6 +25,9 @@ Scenario (all keys optional)::
       "tokens": {"user": "token"},               # XOAUTH2 / OAUTHBEARER
       "capabilities": {"pre": [...], "post": [...]},   # pre-login / post-login
       "greeting": "fakeimap ready",
+      "namespace": {"prefix": "INBOX.", "separator": "."},   # the personal
+                            # namespace (default "" and "/"): NAMESPACE, LIST's
+                            # delimiter, what % matches
       "nagle": true,        # Nagle's algorithm on (asyncio turns it off), as
                             # Cyrus and Courier leave it: each response is
                             # written on its own and a small write waits for
@@ -1052,7 +1055,8 @@ class Session:
 
     async def cmd_namespace(self, tag: str, args: list[Any]) -> None:
         self.require("authenticated", "selected")
-        self.queue('* NAMESPACE (("" "/")) NIL NIL')
+        ns = self.server.namespace
+        self.queue(f"* NAMESPACE (({quote(ns['prefix'])} {quote(ns['separator'])})) NIL NIL")
         self.finish_ok(tag, "Namespace completed.")
 
     async def cmd_starttls(self, tag: str, args: list[Any]) -> None:
@@ -1180,7 +1184,7 @@ class Session:
         if not name or self.model.get(name):
             self.queue(f"{tag} NO [ALREADYEXISTS] Mailbox exists.")
             return
-        self.model.create(name.rstrip("/"))
+        self.model.create(name.rstrip(self.server.sep))
         self.finish_ok(tag, "Create completed.")
 
     async def cmd_delete(self, tag: str, args: list[Any]) -> None:
@@ -1200,7 +1204,7 @@ class Session:
 
     def list_attrs(self, mbox: Mailbox) -> list[str]:
         attrs = []
-        children = any(n.startswith(mbox.name + "/") for n in self.model.mailboxes)
+        children = any(n.startswith(mbox.name + self.server.sep) for n in self.model.mailboxes)
         attrs.append("\\HasChildren" if children else "\\HasNoChildren")
         if mbox.special_use and self.has("SPECIAL-USE"):
             attrs.append(mbox.special_use)
@@ -1215,16 +1219,16 @@ class Session:
         ref = text_of(args[0])
         patterns = [text_of(p) for p in args[1]] if isinstance(args[1], list) else [text_of(args[1])]
         if patterns == [""]:
-            self.queue(f'* {verb} (\\Noselect) "/" ""')
+            self.queue(f'* {verb} (\\Noselect) {quote(self.server.sep)} ""')
             self.finish_ok(tag, f"{verb} completed.")
             return
-        rxs = [re.compile(_pattern_regex(ref + p)) for p in patterns]
+        rxs = [re.compile(_pattern_regex(ref + p, self.server.sep)) for p in patterns]
         for name, mbox in self.model.mailboxes.items():
             if not any(rx.fullmatch(name) or (name == "INBOX" and rx.fullmatch("inbox")) for rx in rxs):
                 continue
             if "SPECIAL-USE" in selection and not mbox.special_use:
                 continue
-            self.queue(f"* {verb} ({' '.join(self.list_attrs(mbox))}) \"/\" {quote(name)}")
+            self.queue(f"* {verb} ({' '.join(self.list_attrs(mbox))}) {quote(self.server.sep)} {quote(name)}")
         self.finish_ok(tag, f"{verb} completed.")
 
     async def cmd_lsub(self, tag: str, args: list[Any]) -> None:
@@ -1766,10 +1770,10 @@ def _sent_date(msg: Message) -> Any:
         return None
 
 
-def _pattern_regex(pattern: str) -> str:
+def _pattern_regex(pattern: str, sep: str = "/") -> str:
     out = []
     for ch in pattern:
-        out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
+        out.append(".*" if ch == "*" else f"[^{re.escape(sep)}]*" if ch == "%" else re.escape(ch))
     return "".join(out)
 
 
@@ -1791,6 +1795,8 @@ class FakeImapServer:
         if tls_context is not None and not implicit_tls and "STARTTLS" not in (c.upper() for c in self.pre_caps):
             self.pre_caps.append("STARTTLS")
         self.greeting: str = scenario.get("greeting", "fakeimap ready.")
+        self.namespace: dict[str, str] = {"prefix": "", "separator": "/", **(scenario.get("namespace") or {})}
+        self.sep: str = self.namespace["separator"]
         self.transcript = Transcript(transcript)
         self.events: list[Event] = []
         self.sessions: dict[int, Session] = {}
