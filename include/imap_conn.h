@@ -189,6 +189,11 @@ int imap_conn_select(struct imap_conn *c, const char *mailbox, bool readonly,
 void imap_conn_idle(struct imap_conn *c, bool enable);
 /* True while an IDLE is active on the server (after its "+"). */
 bool imap_conn_is_idling(const struct imap_conn *c);
+/* While idling (after the "+", before DONE): true, with the loop time
+ * (uv_now, ms) at which the server accepted this IDLE; what an untagged
+ * event brings now was announced by the server during that IDLE, not in
+ * answer to a command. Otherwise false and since_ms_r untouched. */
+bool imap_conn_idle_since(const struct imap_conn *c, uint64_t *since_ms_r);
 /* Send LOGOUT after what is queued; `closed` follows with err 0. */
 void imap_conn_logout(struct imap_conn *c);
 

@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "imap_conn.h"
+#include "log.h"
 #include "rule.h"
 
 /* Per watched mailbox, kept across sweeps by the owner. */
@@ -40,6 +41,10 @@ struct sweep_memo {
 };
 
 void sweep_memo_free(struct sweep_memo *m);
+/* Keep text as a note of this mailbox (status shows it) and log it as a
+ * warning, once: false if the memo already had it. */
+bool sweep_memo_note(struct sweep_memo *m, const struct log_ctx *log,
+                     const char *text);
 
 struct sweep_params {
     struct imap_conn *conn;     /* mailbox selected */

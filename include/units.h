@@ -4,6 +4,7 @@
 #ifndef IMAPSWEEP_UNITS_H
 #define IMAPSWEEP_UNITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Largest accepted duration: 100 years. */
@@ -16,5 +17,8 @@
 int units_parse_duration(const char *s, uint64_t *seconds_r);
 /* Parse into bytes, same conventions. */
 int units_parse_size(const char *s, uint64_t *bytes_r);
+/* Write seconds as the configuration would ("10m", "1h30m", "45s", "0s"),
+ * NUL-terminated, truncated to size. Returns out. */
+char *units_format_duration(uint64_t seconds, char *out, size_t size);
 
 #endif

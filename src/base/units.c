@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static int
 parse_number(const char **sp, uint64_t *v_r)
@@ -93,4 +94,38 @@ units_parse_size(const char *s, uint64_t *bytes_r)
         return -ERANGE;
     *bytes_r = v * mult;
     return 0;
+}
+
+char *
+units_format_duration(uint64_t seconds, char *out, size_t size)
+{
+    static const struct {
+        char unit;
+        uint64_t secs;
+    } parts[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    size_t len = 0;
+
+    if (size == 0)
+        return out;
+    out[0] = '\0';
+    if (seconds == 0) {
+        snprintf(out, size, "0s");
+        return out;
+    }
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        uint64_t n = seconds / parts[i].secs;
+        int w;
+
+        if (n == 0)
+            continue;
+        seconds -= n * parts[i].secs;
+        w = snprintf(out + len, size - len, "%llu%c", (unsigned long long)n,
+                     parts[i].unit);
+        if (w < 0 || (size_t)w >= size - len) {
+            out[len] = '\0'; /* whole parts only */
+            break;
+        }
+        len += (size_t)w;
+    }
+    return out;
 }

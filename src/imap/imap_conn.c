@@ -634,6 +634,7 @@ handle_continue(struct imap_conn *c, const struct imap_response *r)
     if (cmd->idle) {
         c->waiting = NULL;
         c->idling = true;
+        c->idle_since = uv_now(c->loop);
         imap_conn_pump(c);        /* DONE right away if something is queued */
         return;
     }
@@ -828,6 +829,15 @@ bool
 imap_conn_is_idling(const struct imap_conn *c)
 {
     return c->idle_cmd != NULL && c->idling && !c->done_sent;
+}
+
+bool
+imap_conn_idle_since(const struct imap_conn *c, uint64_t *since_ms_r)
+{
+    if (!imap_conn_is_idling(c))
+        return false;
+    *since_ms_r = c->idle_since;
+    return true;
 }
 
 static void

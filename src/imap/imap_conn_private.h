@@ -62,6 +62,7 @@ struct imap_conn {
     bool tls_switched;      /* STARTTLS accepted while reading */
     bool idling;            /* the server answered IDLE's "+" */
     bool done_sent;
+    uint64_t idle_since;        /* loop time of IDLE's "+" */
     enum imap_conn_state state;
     enum timer_mode timer_mode;
     uv_loop_t *loop;

@@ -37,21 +37,26 @@ sweep_set_error(struct sweep *s, int err, const char *fmt, ...)
     va_end(ap);
 }
 
+bool
+sweep_memo_note(struct sweep_memo *m, const struct log_ctx *log,
+                const char *text)
+{
+    for (size_t i = 0; i < m->n_notes; i++) {
+        if (strcmp(m->notes[i], text) == 0)
+            return false;
+    }
+    ARRAY_GROW(m->notes, m->cap_notes, m->n_notes + 1);
+    m->notes[m->n_notes++] = xstrdup(text);
+    log_ctx_msg(log, LL_WARNING, "%s", text);
+    return true;
+}
+
 /* A note is logged once per mailbox and kept for status. */
 void
 sweep_note(struct sweep *s, const char *text)
 {
-    struct sweep_memo *m = s->p.memo;
-
-    if (m == NULL)
-        return;
-    for (size_t i = 0; i < m->n_notes; i++) {
-        if (strcmp(m->notes[i], text) == 0)
-            return;
-    }
-    ARRAY_GROW(m->notes, m->cap_notes, m->n_notes + 1);
-    m->notes[m->n_notes++] = xstrdup(text);
-    log_ctx_msg(&s->log, LL_WARNING, "%s", text);
+    if (s->p.memo != NULL)
+        (void)sweep_memo_note(s->p.memo, &s->log, text);
 }
 
 void

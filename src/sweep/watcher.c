@@ -8,8 +8,10 @@
 
 #include "backoff.h"
 #include "errors.h"
+#include "idle_beat.h"
 #include "log.h"
 #include "tls.h"
+#include "units.h"
 #include "util.h"
 
 enum timer_kind { T_NONE, T_BACKOFF, T_FULL, T_POLL, T_STOP };
@@ -33,6 +35,8 @@ struct watcher {
     struct sweep *sweep;
     bool want_full, want_incr, need_reselect;
     struct sweep_memo memo;
+    struct idle_beat beat;      /* does the server's IDLE only poll? */
+    uint64_t beat_idle_since;   /* the IDLE last sampled (one per IDLE) */
     uint32_t uidvalidity, uid_swept, exists;
     bool swept_once;
     uv_timer_t timer;
@@ -506,10 +510,47 @@ on_ready(struct session *sn, void *arg)
     reselect(w);
 }
 
+/* A change the server announced while idling (not in answer to one of
+ * our commands): when, after that IDLE began, tells a polling IDLE from a
+ * pushing one (idle_beat.h). One sample per IDLE: an EXISTS often comes
+ * with a RECENT or FETCH in the same breath. */
+static void
+sample_idle_change(struct watcher *w, const struct imap_response *r)
+{
+    uint64_t since, now;
+
+    if (w->session == NULL || w->conn == NULL || w->visiting ||
+        (strcmp(r->name, "EXISTS") != 0 && strcmp(r->name, "EXPUNGE") != 0 &&
+         strcmp(r->name, "FETCH") != 0) ||
+        !imap_conn_idle_since(w->conn, &since) ||
+        since == w->beat_idle_since)
+        return;
+    w->beat_idle_since = since;
+    now = now_ms(w);
+    log_ctx_msg(&w->log, LL_DEBUG, "%s announced %.3f s into IDLE", r->name,
+                (double)(now - since) / 1000.0);
+    if (idle_beat_add(&w->beat, now - since)) {
+        char refresh[32];
+        char *text = xasprintf(
+            "IDLE on this server polls: changes arrive only every %.1f s "
+            "(on a beat from the start of IDLE), so new mail can wait that "
+            "long; idle_refresh (now %s) bounds the wait: set it lower",
+            (double)w->beat.beat_ms / 1000.0,
+            units_format_duration(w->acc->idle_refresh, refresh,
+                                  sizeof(refresh)));
+
+        (void)sweep_memo_note(&w->memo, &w->log, text);
+        free(text);
+        changed(w);
+    }
+}
+
 /* Events of whichever connection serves this watcher. */
 static void
 handle_event(struct watcher *w, const struct imap_response *r)
 {
+    if (r->has_number && r->name != NULL)
+        sample_idle_change(w, r);
     if (r->has_number && r->name != NULL) {
         if (strcmp(r->name, "EXISTS") == 0) {
             bool more = r->number > w->exists;

@@ -34,6 +34,34 @@ test_durations(void **state)
 }
 
 static void
+test_format_durations(void **state)
+{
+    static const struct {
+        uint64_t in;
+        const char *want;
+    } cases[] = {
+        {0, "0s"},      {45, "45s"},   {600, "10m"},     {5400, "1h30m"},
+        {86400, "1d"},  {93784, "1d2h3m4s"}, {3600, "1h"},
+    };
+    char out[32], small[4];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t back = 0;
+
+        assert_string_equal(units_format_duration(cases[i].in, out,
+                                                  sizeof(out)),
+                            cases[i].want);
+        /* what it writes, the configuration reads back */
+        assert_int_equal(units_parse_duration(out, &back), 0);
+        assert_int_equal(back, cases[i].in);
+    }
+    /* truncated, never overrun */
+    assert_string_equal(units_format_duration(93784, small, sizeof(small)),
+                        "1d");
+}
+
+static void
 test_bad_durations(void **state)
 {
     static const char *const bad[] = {
@@ -131,6 +159,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_format_durations),
         cmocka_unit_test(test_bad_durations),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_backoff),
