@@ -157,6 +157,13 @@ class FakeImap:
         """Add a message as if delivered (IDLE sessions get EXISTS at once); returns its UID."""
         return self.control({"cmd": "append", "mailbox": mailbox, "message": message})["uid"]
 
+    def create(self, mailbox: str, special_use: str | None = None) -> None:
+        """Create a mailbox (as another client would), optionally with a SPECIAL-USE attribute."""
+        req: dict[str, Any] = {"cmd": "create", "mailbox": mailbox}
+        if special_use:
+            req["special_use"] = special_use
+        self.control(req)
+
     def expunge(self, mailbox: str, uids: list[int]) -> None:
         self.control({"cmd": "expunge", "mailbox": mailbox, "uids": uids})
 
