@@ -457,6 +457,12 @@ class Imap:
         res = self.conn._simple_command("CREATE", quote_mailbox(mailbox), f"(USE ({use}))")  # noqa: SLF001
         self._ok(res, f"CREATE {mailbox} (USE ({use}))")
 
+    def clear_special_use(self, mailbox: str) -> None:
+        """Remove the mailbox's SPECIAL-USE attribute (RFC 6154 section 3 via RFC 5464 METADATA, as Cyrus offers)."""
+        imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
+        res = self.conn._simple_command("SETMETADATA", quote_mailbox(mailbox), "(/private/specialuse NIL)")  # noqa: SLF001
+        self._ok(res, f"SETMETADATA {mailbox} (/private/specialuse NIL)")
+
     def delete_mailbox(self, mailbox: str) -> None:
         if self.conn.state == "SELECTED":
             self.conn.unselect()

@@ -72,6 +72,45 @@ def interop_root() -> Path:
     return root
 
 
+def probe() -> str | None:
+    """Can this machine run the namespaced servers?  None if so, else why not.
+
+    What ``NamespacedServer`` needs, tried for real in a throwaway namespace:
+    root, ``unshare --mount --pid --fork`` (a container without
+    CAP_SYS_ADMIN refuses it), and overlayfs and tmpfs mounts with the
+    upper layer in the test temp root (overlayfs refuses an upper layer on
+    some file systems, overlayfs itself among them).  Nothing is left
+    behind.  Used by scripts/interop-check (``make check``).
+    """
+    if os.geteuid() != 0:
+        return "not root (the servers run in a private mount namespace)"
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "unshare(1) or mount(8) is missing"
+    base = Path(tempfile.mkdtemp(prefix="imapsweep-nsprobe-", dir=tmp_root()))
+    try:
+        for d in ("lower", "upper", "work", "merged", "tmp"):
+            (base / d).mkdir()
+        (base / "lower" / "file").write_text("lower\n")
+        script = (
+            f"mount -t overlay nsprobe -o lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work"
+            f" {base}/merged && echo upper > {base}/merged/file && mount -t tmpfs nsprobe {base}/tmp"
+            f" && test \"$(cat {base}/lower/file)\" = lower"
+        )  # fmt: skip
+        try:
+            proc = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
+                                   "sh", "-c", script], capture_output=True, text=True, timeout=30)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unshare failed: {exc}"
+        if proc.returncode != 0:
+            why = (proc.stderr or proc.stdout).strip().splitlines()
+            return f"a private mount namespace with overlayfs is not possible here ({why[-1] if why else proc.returncode})"
+        if (base / "upper" / "file").read_text() != "upper\n":
+            return "overlayfs did not write its upper layer"
+        return None
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _kill_with_parent() -> None:
     """``preexec_fn``: SIGKILL when the test process dies (unshare ignores SIGTERM)."""
     try:
