@@ -65,6 +65,31 @@ close_later(struct session *s, int err, const char *msg)
     uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 
+/* True if a refused login says "not now" rather than "not you": a limit
+ * on connections or a busy server (RFC 5530 LIMIT, UNAVAILABLE, INUSE,
+ * SERVERBUG; Gmail's "[ALERT] Too many simultaneous connections";
+ * Microsoft 365's "Request is throttled"). Such a login is retried with
+ * the ordinary backoff, not held off as a wrong password is. */
+static bool
+login_refused_for_now(const struct imap_reply *r)
+{
+    static const char *const codes[] = {"LIMIT", "UNAVAILABLE", "INUSE",
+                                        "SERVERBUG"};
+    static const char *const texts[] = {"too many simultaneous connections",
+                                        "too many connections",
+                                        "request is throttled"};
+
+    for (size_t i = 0; r->code != NULL && i < ARRAY_SIZE(codes); i++) {
+        if (util_strcaseeq(r->code, codes[i]))
+            return true;
+    }
+    for (size_t i = 0; r->text != NULL && i < ARRAY_SIZE(texts); i++) {
+        if (strcasestr(r->text, texts[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
 static void
 login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 {
@@ -78,6 +103,15 @@ login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         s->logged_in = true;
         gate_release(&s->gw);
         s->ev->ready(s, s->arg);
+        return;
+    }
+    if (login_refused_for_now(r)) {
+        msg = xasprintf("the server refuses the login for now (not the "
+                        "password): %s %s%s%s%s", imap_status_name(r->status),
+                        r->code ? "[" : "", r->code ? r->code : "",
+                        r->code ? "] " : "", r->text ? r->text : "");
+        deliver_closed(s, ERR_CMD_NO, msg, false);
+        free(msg);
         return;
     }
     msg = xasprintf("authentication failed: %s %s",

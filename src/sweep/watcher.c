@@ -43,6 +43,8 @@ struct watcher {
     enum timer_kind timer_kind;
     uint64_t last_full_ms;
     unsigned failures, reconnects;
+    unsigned sweep_failures;    /* failed sweeps in a row (connection up) */
+    uint64_t retry_ms;          /* a failed sweep is retried after this */
     bool auth_failed;
     char *last_error;
     char *caps;
@@ -181,7 +183,8 @@ on_timer(uv_timer_t *t)
     case T_POLL:
         if (w->sweep != NULL || w->conn == NULL)
             break;
-        if (now_ms(w) - w->last_full_ms >= w->acc->full_sweep_interval * 1000) {
+        if (w->want_full ||
+            now_ms(w) - w->last_full_ms >= w->acc->full_sweep_interval * 1000) {
             start_sweep(w, true);
         } else {
             /* NOOP: new mail arrives as EXISTS and starts a sweep */
@@ -233,15 +236,21 @@ full_due_in(const struct watcher *w)
 static void
 go_idle(struct watcher *w)
 {
+    uint64_t retry = w->retry_ms;
+
     w->failures = 0;
     w->auth_failed = false;
+    w->retry_ms = 0;
+    if (retry != 0)
+        w->want_full = true;
     if (imap_conn_has_cap(w->conn, "IDLE")) {
         imap_conn_idle(w->conn, true);
         set_state(w, WATCHER_IDLE);
-        timer_set(w, T_FULL, full_due_in(w));
+        timer_set(w, T_FULL, retry != 0 ? retry : full_due_in(w));
     } else {
         set_state(w, WATCHER_POLLING);
-        timer_set(w, T_POLL, w->acc->poll_interval * 1000);
+        timer_set(w, T_POLL, retry != 0 ? retry
+                                        : w->acc->poll_interval * 1000);
     }
 }
 
@@ -349,6 +358,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     if (r->err == 0) {
         const struct sweep_stat *refused = NULL;
 
+        w->sweep_failures = 0;
         if (r->uid_top > w->uid_swept || r->full)
             w->uid_swept = r->uid_top;
         if (r->full) {
@@ -386,7 +396,20 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
         w->need_reselect = true;
     } else if (w->conn != NULL &&
                imap_conn_state(w->conn) != IMAP_CONN_CLOSED) {
-        log_ctx_msg(&w->log, LL_ERROR, "sweep failed: %s", r->msg);
+        if (w->env->once || w->visiting) {
+            log_ctx_msg(&w->log, LL_ERROR, "sweep failed: %s", r->msg);
+        } else {
+            /* refused (a server under load says NO: Microsoft 365's
+             * "Request is throttled"): IDLE goes on, and the mailbox is
+             * swept in full again after a backoff, not at the next mail
+             * or the next full_sweep_interval */
+            w->retry_ms = backoff_delay_ms(w->sweep_failures++,
+                                           w->acc->reconnect_min * 1000,
+                                           w->acc->reconnect_max * 1000);
+            log_ctx_msg(&w->log, LL_ERROR,
+                        "sweep failed: %s; sweeping again in %.1fs", r->msg,
+                        (double)w->retry_ms / 1000.0);
+        }
         set_error(w, r->msg);
         if (w->env->once)
             report_once(w, false);

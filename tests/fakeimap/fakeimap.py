@@ -28,6 +28,18 @@ Scenario (all keys optional)::
       "namespace": {"prefix": "INBOX.", "separator": "."},   # the personal
                             # namespace (default "" and "/"): NAMESPACE, LIST's
                             # delimiter, what % matches
+      "special_use_in_list": true,  # \\Trash etc. in every LIST even
+                            # without the SPECIAL-USE capability (Microsoft 365)
+      "max_sessions": 15,   # logged-in sessions per user; one more login gets
+      "max_sessions_response": "NO [ALERT] Too many simultaneous connections. (Failure)",
+      "idle_limit_ms": 1500,  # the server ends an IDLE this old:
+      "idle_limit_bye": "Session expired, please login again.",  # "* BYE <text>"
+      "gmail": true,        # Gmail's labels: every message of a label folder
+                            # is also in "[Gmail]/All Mail" (\\All); \\Deleted in a
+                            # label folder expunges at once (auto-expunge), and
+                            # what leaves a label this way stays in All Mail
+                            # (archived); what enters "[Gmail]/Trash" (\\Trash)
+                            # leaves All Mail
       "nagle": true,        # Nagle's algorithm on (asyncio turns it off), as
                             # Cyrus and Courier leave it: each response is
                             # written on its own and a small write waits for
@@ -76,7 +88,10 @@ or only ``connection``):
     long_line       "* OK xxxx..." of "size" octets (default 2 MiB), then respond
     delay           answer after "ms"
     reply           tagged response replaced by "response" (e.g.
-                    "NO [UNAVAILABLE] try later"); the command is not executed
+                    "NO [UNAVAILABLE] try later"); the command is not executed;
+                    with "bye": TEXT, then "* BYE TEXT" and close (Microsoft
+                    365: "BAD Request is throttled. ..." then "* BYE
+                    Connection closed. 14")
 actions on the model (pushed to IDLE sessions at once, to others before
 their next tagged response):
     append          "mailbox" (INBOX), "message" MESSAGE
@@ -362,6 +377,7 @@ class Message:
     raw: bytes
     flags: set[str]
     internaldate: datetime
+    gm_id: int = 0  # Gmail mode: the message behind the label copies
     _parsed: Any = field(default=None, repr=False)
     _fields: list[tuple[str, str]] | None = field(default=None, repr=False)
 
@@ -502,11 +518,15 @@ class Model:
         self.mailboxes: dict[str, Mailbox] = {}
         self.seen_by_fetch: list[dict[str, Any]] = []
         self._next_validity = 1700000001
+        self.gmail = bool(scenario.get("gmail"))
+        self._next_gm_id = 1
         specs = scenario.get("mailboxes") or {"INBOX": {}}
         if not any(n.upper() == "INBOX" for n in specs):
             specs = {"INBOX": {}, **specs}
-        for name, spec in specs.items():
-            mbox = self.create(name, spec.get("special_use"), spec.get("uidvalidity"))
+        # every mailbox first: Gmail's labels put each message in All Mail too
+        boxes = [(self.create(name, spec.get("special_use"), spec.get("uidvalidity")), spec)
+                 for name, spec in specs.items()]  # fmt: skip
+        for mbox, spec in boxes:
             for msg in spec.get("messages") or []:
                 self.add(mbox, render_message(msg), set(msg.get("flags") or []), message_date(msg), msg.get("uid"))
             if spec.get("uidnext"):
@@ -527,14 +547,41 @@ class Model:
         self.mailboxes[name] = mbox
         return mbox
 
-    def add(self, mbox: Mailbox, raw: bytes, flags: set[str], date: datetime, uid: int | None = None) -> Message:
+    def add(self, mbox: Mailbox, raw: bytes, flags: set[str], date: datetime, uid: int | None = None,
+            gm_id: int = 0) -> Message:  # fmt: skip
         uid = int(uid) if uid else mbox.uidnext
         if uid < mbox.uidnext:
             raise ValueError(f"uid {uid} below UIDNEXT {mbox.uidnext} in {mbox.name}")
         msg = Message(uid, raw, {f for f in flags if f != "\\Recent"}, date)
         mbox.messages.append(msg)
         mbox.uidnext = uid + 1
+        if self.gmail:
+            if not gm_id:
+                gm_id = self._next_gm_id
+                self._next_gm_id += 1
+            msg.gm_id = gm_id
+            self.gmail_labelled(mbox, msg)
         return msg
+
+    # -- Gmail's labels (scenario "gmail") ----------------------------------
+    def special(self, use: str) -> Mailbox | None:
+        return next((m for m in self.mailboxes.values() if m.special_use == use), None)
+
+    def is_label(self, mbox: Mailbox) -> bool:
+        """A folder that is a label: not All Mail, Trash or Spam."""
+        return mbox.special_use not in ("\\All", "\\Trash", "\\Junk")
+
+    def gmail_labelled(self, mbox: Mailbox, msg: Message) -> None:
+        """A label folder's message is in All Mail too; one put in the Trash is not."""
+        all_mail = self.special("\\All")
+        if all_mail is None or mbox is all_mail:
+            return
+        if mbox.special_use == "\\Trash":
+            all_mail.messages = [m for m in all_mail.messages if m.gm_id != msg.gm_id]
+        elif self.is_label(mbox) and not any(m.gm_id == msg.gm_id for m in all_mail.messages):
+            copy = Message(all_mail.uidnext, msg.raw, set(msg.flags), msg.internaldate, msg.gm_id)
+            all_mail.messages.append(copy)
+            all_mail.uidnext += 1
 
     def state(self) -> dict[str, Any]:
         out = {}
@@ -996,6 +1043,9 @@ class Session:
                 self.send_now(spec.get("response", "* OK fakeimap"))
             else:
                 self.send_now(f"{tag} {spec.get('response', 'NO [UNAVAILABLE] Fault injected')}")
+            if spec.get("bye"):
+                self.send_now(f"* BYE {spec['bye']}")
+                self.close("fault reply + bye")
             return True
         return False
 
@@ -1075,6 +1125,14 @@ class Session:
         self.log("--", "TLS established")
 
     def login_ok(self, tag: str, user: str) -> None:
+        limit = self.server.scenario.get("max_sessions")
+        if limit is not None:
+            open_ = [s for s in self.server.sessions.values()
+                     if s is not self and s.user == user and s.state in ("authenticated", "selected") and not s.closed]
+            if len(open_) >= int(limit):
+                self.log("--", f"login {user} refused: {len(open_)} sessions open (max_sessions {limit})")
+                self.queue(f"{tag} {self.server.scenario.get('max_sessions_response', 'NO [LIMIT] Too many sessions')}")
+                return
         self.user = user
         self.state = "authenticated"
         self.server.logins += 1
@@ -1206,7 +1264,7 @@ class Session:
         attrs = []
         children = any(n.startswith(mbox.name + self.server.sep) for n in self.model.mailboxes)
         attrs.append("\\HasChildren" if children else "\\HasNoChildren")
-        if mbox.special_use and self.has("SPECIAL-USE"):
+        if mbox.special_use and (self.has("SPECIAL-USE") or self.server.scenario.get("special_use_in_list")):
             attrs.append(mbox.special_use)
         return attrs
 
@@ -1307,8 +1365,18 @@ class Session:
         self.queue_updates()
         self.flush()
         self.server.idle_changed()
+        limit_ms = self.server.scenario.get("idle_limit_ms")
         try:
-            line = await self.read_line()
+            if limit_ms:
+                try:
+                    line = await asyncio.wait_for(self.read_line(), int(limit_ms) / 1000)
+                except asyncio.TimeoutError:
+                    # the server ends a long IDLE from its side
+                    self.send_now(f"* BYE {self.server.scenario.get('idle_limit_bye', 'Autologout; idle for too long')}")
+                    self.close("idle limit")
+                    raise CloseConnection from None
+            else:
+                line = await self.read_line()
         finally:
             self.idling = False
             self.server.idle_changed()
@@ -1493,6 +1561,11 @@ class Session:
                 self.queue(f"* {seq} FETCH (UID {msg.uid} FLAGS ({' '.join(sorted(msg.flags))}))")
         if touched and self.selected:
             self.server.changed(self.selected, exclude=self)
+        if self.model.gmail and self.selected is not None and self.model.is_label(self.selected):
+            # Gmail's auto-expunge: \Deleted removes the label at once; the
+            # message stays in All Mail (archived)
+            gone = [m.uid for m in self.selected.messages if "\\Deleted" in m.flags]
+            self.expunge_uids(self.selected, gone, announce=True)
         self.finish_ok(tag, "Store completed.", allow_expunge=uid)
 
     async def cmd_uid_store(self, tag: str, args: list[Any]) -> None:
@@ -1507,7 +1580,7 @@ class Session:
             return None
         self.queue_updates(allow_expunge=uid)
         src = self.resolve(args[0], uid)
-        new_uids = [self.model.add(dest, m.raw, set(m.flags), m.internaldate).uid for _, m in src]
+        new_uids = [self.model.add(dest, m.raw, set(m.flags), m.internaldate, gm_id=m.gm_id).uid for _, m in src]
         if src:
             self.server.changed(dest, exclude=self)
         code = ""
