@@ -1,5 +1,6 @@
-/* units: durations ("30s", "5m", "2h", "14d", "1w", "1h30m"; a bare number is
- * seconds) and sizes ("512", "10k", "5M", "1G"; powers of 1024, an optional
+/* units: durations ("30s", "5m", "2h", "14d", "1w", "1h30m"; always with a
+ * unit: a bare number is refused, never taken as seconds) and sizes ("512",
+ * "10k", "5M", "1G"; a bare number is bytes; powers of 1024, an optional
  * trailing "B"/"iB"). Pure functions. */
 #ifndef IMAPSWEEP_UNITS_H
 #define IMAPSWEEP_UNITS_H
@@ -11,8 +12,9 @@
 /* Largest accepted size: 1 TiB. */
 #define UNITS_SIZE_MAX ((uint64_t)1 << 40)
 
-/* Parse into seconds. Return 0, or -EINVAL (malformed) / -ERANGE (too
- * large); *seconds_r is untouched on error. */
+/* Parse into seconds. Return 0, or -EDOM (a bare number such as "14": the
+ * unit is missing), -EINVAL (malformed) or -ERANGE (too large); *seconds_r
+ * is untouched on error. */
 int units_parse_duration(const char *s, uint64_t *seconds_r);
 /* Parse into bytes, same conventions. */
 int units_parse_size(const char *s, uint64_t *bytes_r);

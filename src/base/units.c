@@ -42,12 +42,9 @@ units_parse_duration(const char *s, uint64_t *seconds_r)
         case 'm': mult = 60; rank = 1; break;
         case 's': mult = 1; rank = 0; break;
         case '\0':
-            /* a bare number is seconds, only on its own */
-            if (last_rank != 5)
-                return -EINVAL;
-            mult = 1;
-            rank = -1;
-            break;
+            /* "14": seconds? days? A unit is required (older_than: 14 once
+             * deleted mail 20 hours old) */
+            return last_rank == 5 ? -EDOM : -EINVAL;
         default:
             return -EINVAL;
         }

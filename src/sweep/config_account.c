@@ -133,7 +133,9 @@ conn_parse(struct loader *l, struct conn *cn, enum conn_key k,
         r = config_get_uint(l, f->name, v, f->min, f->max, f->range, &x);
         break;
     case FT_DURATION:
-        r = config_get_duration(l, f->name, v, f->min, f->max, f->range, &x);
+        /* timeouts and intervals: a bare 60 most likely meant seconds */
+        r = config_get_duration(l, f->name, v, f->min, f->max, f->range, 's',
+                                &x);
         break;
     case FT_BOOL:
         r = config_get_bool(l, f->name, v, &b);

@@ -146,9 +146,10 @@ int config_get_word(struct loader *l, const char *what,
 int config_get_uint(struct loader *l, const char *what, const yaml_node_t *v,
                     uint64_t min, uint64_t max, const char *range,
                     uint64_t *out);
+/* A number without a unit is refused with "did you mean N<unit_hint>?". */
 int config_get_duration(struct loader *l, const char *what,
                         const yaml_node_t *v, uint64_t min, uint64_t max,
-                        const char *range, uint64_t *out);
+                        const char *range, char unit_hint, uint64_t *out);
 /* A size in bytes. */
 int config_get_size(struct loader *l, const char *what, const yaml_node_t *v,
                     uint64_t *out);

@@ -218,8 +218,9 @@ build_leaf(struct loader *l, enum rule_key k, const struct entry *e,
             r = rule_node_set_string(node, s, &err);
         break;
     case RULE_VALUE_DURATION:
+        /* an age: older_than: 14 means 14 days to everyone who wrote it */
         r = config_get_duration(l, name, v, 1, UNITS_DURATION_MAX,
-                                "at least 1s", &x);
+                                "at least 1s", 'd', &x);
         if (r == 1)
             config_error_at(l, v, "%s must be a duration, not null", name);
         node->num = x;

@@ -234,7 +234,23 @@ rule_check_flag(const char *flag, char **err_r)
         }
         *err_r = xasprintf("unknown system flag \"%s\" (expected \\Seen, "
                            "\\Answered, \\Flagged, \\Deleted, \\Draft or a "
-                           "keyword)", flag);
+                           "keyword without a backslash)", flag);
+        return -EINVAL;
+    }
+    /* "flag: Seen" would set a keyword named Seen: every client shows the
+     * message unread all the same */
+    for (size_t i = 0; i < ARRAY_SIZE(system_flags); i++) {
+        if (util_strcaseeq(flag, system_flags[i] + 1)) {
+            *err_r = xasprintf("flag \"%s\" would set a keyword, not the "
+                               "system flag: did you mean %s? (in YAML "
+                               "'%s' or \"\\\\%s\")", flag, system_flags[i],
+                               system_flags[i], system_flags[i] + 1);
+            return -EINVAL;
+        }
+    }
+    if (util_strcaseeq(flag, "Recent")) {
+        *err_r = xstrdup("flag \"Recent\": \\Recent is set by the server "
+                         "only and cannot be stored");
         return -EINVAL;
     }
     if (len == 0 || len > 200)
@@ -247,8 +263,9 @@ rule_check_flag(const char *flag, char **err_r)
     }
     return 0;
 bad:
-    *err_r = xasprintf("invalid flag keyword \"%s\" (1 to 200 printable "
-                       "ASCII characters, no spaces or (){%%*\"\\])", flag);
+    *err_r = xasprintf("invalid flag keyword \"%s\" (an IMAP atom: 1 to "
+                       "200 printable ASCII characters, no spaces or "
+                       "(){%%*\"\\])", flag);
     return -EINVAL;
 }
 

@@ -509,10 +509,10 @@ test_bad_duration(void **state)
     EXPECT_ERRORS("defaults: {idle_refresh: 5x}\n" ACCOUNT RULE,
                   "t.yaml:1:26: invalid duration \"5x\" (expected e.g. 30s, "
                   "5m, 2h, 14d)");
-    EXPECT_ERRORS("defaults: {idle_refresh: 30m, poll_interval: 0}\n"
+    EXPECT_ERRORS("defaults: {idle_refresh: 30m, poll_interval: 0s}\n"
                   ACCOUNT RULE,
                   "t.yaml:1:26: idle_refresh 30m out of range (1s-29m)",
-                  "t.yaml:1:46: poll_interval 0 out of range (at least 1s)");
+                  "t.yaml:1:46: poll_interval 0s out of range (at least 1s)");
     EXPECT_ERRORS("defaults: {reconnect_min: 10m}\n"
                   "accounts:\n"
                   "  - {name: a, host: h, user: u, password_env: P,\n"
@@ -794,7 +794,7 @@ test_move_without_target(void **state)
                   "MAILBOX} or {flag: FLAGS}",
                   "t.yaml:9:48: unknown system flag \"\\Gone\" (expected "
                   "\\Seen, \\Answered, \\Flagged, \\Deleted, \\Draft or a "
-                  "keyword)");
+                  "keyword without a backslash)");
 }
 
 static void
