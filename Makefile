@@ -13,7 +13,7 @@ SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 PYTHON     ?= python3
 
-PKGS       := libuv openssl yaml-0.1 libsystemd jansson
+PKGS       := libuv openssl yaml-0.1 libsystemd jansson libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

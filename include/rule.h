@@ -12,7 +12,6 @@
 #ifndef IMAPSWEEP_RULE_H
 #define IMAPSWEEP_RULE_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +20,8 @@
 #include "uidset.h"
 
 struct imap_build;
+/* A compiled regular expression (PCRE2, rule.c); owned by its node. */
+struct rule_regex;
 
 enum rule_key {
     RULE_ALL,            /* all: true */
@@ -84,8 +85,7 @@ struct rule_node {
     bool flag;              /* bool keys */
     unsigned char digest[32];
     size_t digest_len;
-    regex_t re;             /* compiled when has_re */
-    bool has_re;
+    struct rule_regex *re;  /* regex keys: the compiled pattern */
     enum rule_dup dup;
     struct rule_node **children; /* AND, ANY, NOT */
     size_t n_children, cap_children;
@@ -134,9 +134,19 @@ void rule_node_free(struct rule_node *node);
 int rule_node_set_string(struct rule_node *n, const char *s, char **err_r);
 int rule_node_set_header_name(struct rule_node *n, const char *name,
                               char **err_r);
-/* POSIX extended, case-insensitive; err_r carries regerror()'s text. */
+/* A regular expression in Perl syntax (PCRE2), matched case-insensitively
+ * on UTF-8 text with Unicode properties (\w, \d, \b know letters beyond
+ * ASCII), without JIT (the unit sets MemoryDenyWriteExecute). On error
+ * *err_r has PCRE2's message and the byte offset in the pattern where it
+ * noticed the problem. */
 int rule_node_set_regex(struct rule_node *n, const char *pattern,
                         char **err_r);
+/* Match text (len bytes). Bytes that are not valid UTF-8 never match but do
+ * not fail the match. Returns 1 (matches), 0 (does not) or -1 (PCRE2's
+ * match, depth or heap limit was reached: no answer, which callers treat
+ * as "no evidence", never as a match nor as a non-match under not:). */
+int rule_regex_match(const struct rule_regex *re, const char *text,
+                     size_t len);
 /* Hex digest of exactly 32 (md5) or 64 (sha256) hex digits. */
 int rule_node_set_digest(struct rule_node *n, const char *hex, char **err_r);
 int rule_node_set_duplicate(struct rule_node *n, const char *what,

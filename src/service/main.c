@@ -1,6 +1,5 @@
 /* imapsweepd: command line. */
 #include <getopt.h>
-#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +94,6 @@ main(int argc, char **argv)
                         "each other\n");
         return CTL_EXIT_USAGE;
     }
-    /* POSIX regexes match UTF-8 text: case folding needs a UTF-8 locale */
-    if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
-        setlocale(LC_CTYPE, "");
     /* a peer that vanishes must not kill the process mid-write */
     signal(SIGPIPE, SIG_IGN);
     /* a parent may have blocked signals; SIGHUP/SIGTERM must get through */

@@ -69,7 +69,8 @@ struct loader {
     const char **unknown_where; /* per node: reported as an unknown key */
     size_t first_error;
     size_t visits, max_visits;
-    uint64_t regex_cost;
+    uint64_t regex_bytes;       /* regex pattern bytes compiled so far */
+    size_t regex_count;         /* and patterns */
     bool aborted;
     bool check_mode;            /* config_load: warn about readable files */
     mode_t mode;
