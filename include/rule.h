@@ -106,6 +106,8 @@ struct rule {
     struct rule_node *match;
     enum rule_action action;
     char *target;           /* MOVE: destination mailbox (UTF-8) */
+    bool create;            /* MOVE: create the target when it is missing
+                             * (create: true); otherwise the move fails */
     char **flags;           /* FLAG: "\Seen", "$Label", … */
     size_t n_flags;
     uint32_t keep_newest;   /* 0: keep none */

@@ -62,6 +62,9 @@ struct sweep_stat {
     uint64_t matched;           /* final matches */
     uint64_t acted;             /* acted on (or would be, when dry) */
     bool failed;
+    const char *why;            /* when failed: what went wrong ("target
+                                 * mailbox \"X\" does not exist ..."),
+                                 * valid during the done callback */
 };
 
 struct sweep_result {

@@ -15,7 +15,7 @@
 
 static const char *const rule_keys[] = {"name", "mailboxes", "match",
                                         "action", "keep_newest", "dry_run"};
-static const char *const action_keys[] = {"move", "flag"};
+static const char *const action_keys[] = {"move", "flag", "create"};
 
 /* Regular expressions are PCRE2's (rule.c): its own compile and match
  * limits bound each pattern. What stays here bounds a whole load: aliases
@@ -367,6 +367,8 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
 {
     static const char must[] = "action must be delete, trash, "
                                "{move: MAILBOX} or {flag: FLAGS}";
+    const struct entry *kind_e = NULL, *create_e = NULL;
+    bool unknown = false;
     struct entry *e;
     const char *s;
     size_t n;
@@ -391,15 +393,17 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
         return;
     }
     n = config_map_entries(l, v, &e);
-    if (v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1) {
-        config_error_at(l, v,
-                        "action must have exactly one key: move or flag");
-        free(e);
-        return;
-    }
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *tv = e[i].vnode;
 
+        if (strcmp(e[i].key, "move") == 0 || strcmp(e[i].key, "flag") == 0) {
+            if (kind_e != NULL) {
+                config_error_at(l, e[i].knode, "action must have one of "
+                                "move or flag, not both");
+                continue;
+            }
+            kind_e = &e[i];
+        }
         if (strcmp(e[i].key, "move") == 0) {
             r->action = RULE_ACTION_MOVE;
             if (tv->type == YAML_SCALAR_NODE &&
@@ -410,11 +414,23 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
         } else if (strcmp(e[i].key, "flag") == 0) {
             r->action = RULE_ACTION_FLAG;
             get_flags(l, r, tv);
+        } else if (strcmp(e[i].key, "create") == 0) {
+            create_e = &e[i];
+            if (config_get_bool(l, "create", tv, &r->create) == 1)
+                config_error_at(l, tv, "create must be true or false, not "
+                                "null");
         } else {
             config_unknown_key(l, &e[i], "in action", action_keys,
                                ARRAY_SIZE(action_keys));
+            unknown = true;
         }
     }
+    if (kind_e == NULL && !unknown && !l->aborted)
+        config_error_at(l, v, "action must have move or flag (or be delete "
+                        "or trash)");
+    else if (create_e != NULL && r->action != RULE_ACTION_MOVE)
+        config_error_at(l, create_e->knode, "create applies to move only "
+                        "(a missing Trash is never created)");
     free(e);
 }
 

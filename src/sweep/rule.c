@@ -585,6 +585,7 @@ rule_canonical(const struct rule *r)
         canon_node(&out, r->match);
     buf_printf(&out, " action %s ", rule_action_name(r->action));
     canon_str(&out, r->target);
+    buf_printf(&out, " create %d", r->create);
     buf_append_str(&out, " flags [");
     for (size_t i = 0; i < r->n_flags; i++) {
         buf_append_char(&out, ' ');

@@ -111,6 +111,7 @@ sweep_rules_free(struct sweep_rule *rules, size_t n)
         uidset_free(&sr->found);
         uidset_free(&sr->lacking);
         uidset_free(&sr->final);
+        free(sr->why);
         if (sr->aux != NULL) {
             for (size_t k = 0; k < rule_plan_aux_count(sr->plan); k++)
                 uidset_free(&sr->aux[k]);

@@ -63,6 +63,7 @@ struct sweep_rule {
     struct uidset lacking;  /* flag rules: found messages lacking a flag */
     struct uidset final;    /* what the rule acts on */
     struct sweep_stat stat;
+    char *why;              /* stat.why */
 };
 
 struct queued_search {

@@ -343,7 +343,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     w->last_sweep = (uint64_t)time(NULL);
     w->last_sweep_ms = r->duration_ms;
     if (r->err == 0) {
-        const char *refused = NULL;
+        const struct sweep_stat *refused = NULL;
 
         if (r->uid_top > w->uid_swept || r->full)
             w->uid_swept = r->uid_top;
@@ -351,15 +351,17 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
-        for (size_t i = 0; i < r->n_stats; i++) {
+        for (size_t i = 0; i < r->n_stats && refused == NULL; i++) {
             if (r->stats[i].failed)
-                refused = r->stats[i].rule;
+                refused = &r->stats[i];
         }
         if (refused != NULL) {
-            /* the sweep went through but an action was refused (logged
-             * where it happened): keep it visible, and fail --once */
-            char *msg = xasprintf("rule %s: the server refused its action",
-                                  refused);
+            /* the sweep went through but an action failed (logged where
+             * it happened): keep it visible, and fail --once */
+            char *msg = xasprintf("rule %s: %s", refused->rule,
+                                  refused->why != NULL
+                                      ? refused->why
+                                      : "the server refused its action");
 
             set_error(w, msg);
             free(msg);

@@ -155,12 +155,58 @@ test_flag_spelled_without_backslash(void **state)
                   "keyword without a backslash)");
 }
 
+/* --- move targets ---------------------------------------------------------- */
+
+static void
+test_create_only_when_asked(void **state)
+{
+    struct config_diag d;
+    struct config *c = NULL;
+    const char *yaml = ACCOUNT
+        "rules:\n"
+        "  - {name: a, match: {from: x}, action: {move: Archive}}\n"
+        "  - {name: b, match: {from: y}, action: {move: New, create: true}}\n";
+
+    (void)state;
+    config_diag_init(&d);
+    assert_int_equal(config_load_buffer("t.yaml", yaml, strlen(yaml), &c, &d),
+                     0);
+    assert_false(c->rules[0]->create);
+    assert_true(c->rules[1]->create);
+    config_unref(c);
+    config_diag_free(&d);
+    EXPECT_ERRORS(ACCOUNT
+                  "rules:\n"
+                  "  - {name: a, match: {from: x}, action: {create: true}}\n"
+                  "  - {name: b, match: {from: x}, action: {move: A, create: "
+                  "maybe}}\n"
+                  "  - {name: c, match: {from: x}, action: {flag: $X, create: "
+                  "true}}\n"
+                  "  - {name: d, match: {from: x}, action: {move: A, flag: $X}}"
+                  "\n"
+                  "  - {name: e, match: {from: x}, action: {move: A, craete: "
+                  "true}}\n"
+                  "  - {name: f, match: {from: x}, action: {}}\n",
+                  "t.yaml:4:41: action must have move or flag (or be delete "
+                  "or trash)",
+                  "t.yaml:5:59: create must be true or false",
+                  "t.yaml:6:52: create applies to move only (a missing Trash "
+                  "is never created)",
+                  "t.yaml:7:51: action must have one of move or flag, not "
+                  "both",
+                  "t.yaml:8:51: unknown key \"craete\" in action (did you mean "
+                  "\"create\"?)",
+                  "t.yaml:9:41: action must have move or flag (or be delete "
+                  "or trash)");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_without_unit),
         cmocka_unit_test(test_flag_spelled_without_backslash),
+        cmocka_unit_test(test_create_only_when_asked),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
