@@ -173,6 +173,9 @@ struct rule *rule_new(const char *name, unsigned line, unsigned col);
 void rule_free(struct rule *rule);
 /* True if the rule applies to this mailbox (INBOX compared without case). */
 bool rule_applies_to(const struct rule *rule, const char *mailbox);
+/* True if the rule only previews: --dry-run (force) wins, then the rule's
+ * own dry_run, then the daemon's (default). */
+bool rule_is_dry(const struct rule *rule, bool force, bool default_dry);
 /* A canonical text of everything that affects behaviour, for comparing
  * rules across reloads. Caller frees. */
 char *rule_canonical(const struct rule *rule);

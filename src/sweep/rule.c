@@ -430,6 +430,12 @@ rule_applies_to(const struct rule *r, const char *mailbox)
     return false;
 }
 
+bool
+rule_is_dry(const struct rule *r, bool force, bool default_dry)
+{
+    return force || r->dry_run == 1 || (r->dry_run == -1 && default_dry);
+}
+
 const char *
 rule_action_name(enum rule_action a)
 {

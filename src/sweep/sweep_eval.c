@@ -78,8 +78,7 @@ sweep_rules_new(const struct rule *const *src, size_t n,
         sr->global = sr->rule->keep_newest > 0 ||
                      rule_plan_duplicate(sr->plan) != RULE_DUP_NONE;
         /* --dry-run wins; then the rule's own setting; then the daemon's */
-        sr->dry = force_dry || sr->rule->dry_run == 1 ||
-                  (sr->rule->dry_run == -1 && default_dry);
+        sr->dry = rule_is_dry(sr->rule, force_dry, default_dry);
         uidset_init(&sr->found);
         uidset_init(&sr->lacking);
         uidset_init(&sr->final);

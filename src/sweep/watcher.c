@@ -32,6 +32,7 @@ struct watcher {
     struct imap_conn *conn;     /* the session's, or the poller's */
     struct sweep *sweep;
     bool want_full, want_incr, need_reselect;
+    bool examined;              /* opened with EXAMINE: every rule is dry */
     struct sweep_memo memo;
     uint32_t uidvalidity, uid_swept, exists;
     bool swept_once;
@@ -478,11 +479,26 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     start_sweep(w, full);
 }
 
+/* When every rule that applies only previews, the mailbox is opened with
+ * EXAMINE: read-only, so nothing (not even \Recent) changes in it. */
+static bool
+all_dry(const struct watcher *w)
+{
+    for (size_t i = 0; i < w->n_rules; i++) {
+        if (!rule_is_dry(w->rules[i], w->env->cli_dry_run,
+                         w->config->daemon.dry_run))
+            return false;
+    }
+    return true;
+}
+
 static void
 reselect(struct watcher *w)
 {
     set_state(w, WATCHER_SELECTING);
-    if (imap_conn_select(w->conn, w->mailbox, false, select_done, w) < 0 &&
+    w->examined = all_dry(w);
+    if (imap_conn_select(w->conn, w->mailbox, w->examined, select_done,
+                         w) < 0 &&
         !w->visiting)
         failure(w, ERR_CLOSED, "connection closed while selecting");
 }
@@ -742,7 +758,7 @@ watcher_update(struct watcher *w, struct config *config,
                const struct config_account *account)
 {
     char *old = w->rules_canon;
-    bool rules_changed;
+    bool rules_changed, mode_changed;
 
     config_ref(config);
     config_unref(w->config);
@@ -752,15 +768,27 @@ watcher_update(struct watcher *w, struct config *config,
     compute_rules(w);
     rules_changed = strcmp(old, w->rules_canon) != 0;
     free(old);
-    if (!rules_changed)
+    /* from a preview to acting (or back): SELECT instead of EXAMINE */
+    mode_changed = w->conn != NULL && !w->visiting &&
+                   imap_conn_mailbox(w->conn)->selected &&
+                   all_dry(w) != w->examined;
+    if (!rules_changed && !mode_changed)
         return;
-    log_ctx_msg(&w->log, LL_INFO, "rules changed: sweeping again");
+    log_ctx_msg(&w->log, LL_INFO, "%s: sweeping again",
+                rules_changed ? "rules changed"
+                              : all_dry(w) ? "every rule is a dry run now"
+                                           : "rules act now");
+    if (mode_changed)
+        w->need_reselect = true;
     if (w->sweep != NULL) {
         sweep_cancel(w->sweep); /* nothing more acted on under old rules */
         w->want_full = true;
     } else if ((w->state == WATCHER_IDLE || w->state == WATCHER_POLLING) &&
                w->conn != NULL && !w->shared) {
-        start_sweep(w, true);
+        if (mode_changed)
+            reselect(w);        /* a full sweep follows the SELECT */
+        else
+            start_sweep(w, true);
     } else {
         w->want_full = true;
     }
