@@ -98,7 +98,7 @@ lint:
 	@$(PYTHON) tests/lint/test_lint.py
 
 check-config-example: $(BUILD)/imapsweepd
-	$(BUILD)/imapsweepd --check-config -c conf/imapsweep.yaml
+	$(BUILD)/imapsweepd --check-config --syntax-only -c conf/imapsweep.yaml
 
 integration: all tools
 	$(PYTHON) tests/integration/run.py

@@ -18,9 +18,11 @@ struct daemon_opts {
     enum log_level level;
 };
 
-/* --check-config: print the summary (stdout) or every error (stderr).
- * Returns 0 or CTL_EXIT_CONFIG. */
-int daemon_check_config(const char *path);
+/* --check-config: print the summary and each rule in words (stdout), or
+ * every error (stderr); warnings go to stderr. With environment, also what
+ * the file names (config_check_environment()). Returns 0 or
+ * CTL_EXIT_CONFIG. */
+int daemon_check_config(const char *path, bool environment);
 /* Run until stopped (or, with once, until every mailbox was swept).
  * Returns the process exit status: 0, CTL_EXIT_FAILED or CTL_EXIT_CONFIG
  * (ctl_proto.h). */

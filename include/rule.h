@@ -176,6 +176,19 @@ bool rule_applies_to(const struct rule *rule, const char *mailbox);
 /* True if the rule only previews: --dry-run (force) wins, then the rule's
  * own dry_run, then the daemon's (default). */
 bool rule_is_dry(const struct rule *rule, bool force, bool default_dry);
+/* --- in words (rule_text.c) --------------------------------------------- */
+
+/* A match (sub)tree in words: "whose From contains \"Cron Daemon\" and
+ * older than 14d". Caller frees. */
+char *rule_describe_match(const struct rule_node *n);
+/* What the rule does: "delete messages whose From contains \"Cron
+ * Daemon\"", "move messages ... to \"Archive\" (created if missing)",
+ * with keep_newest and a rule's own dry run said. Caller frees. */
+char *rule_describe(const struct rule *rule);
+/* True if the match names no mail, only age, size or flag keys (all: true
+ * says that is meant): such a rule acts on whole mailboxes. */
+bool rule_match_is_broad(const struct rule *rule);
+
 /* A canonical text of everything that affects behaviour, for comparing
  * rules across reloads. Caller frees. */
 char *rule_canonical(const struct rule *rule);

@@ -5,6 +5,7 @@
 #ifndef IMAPSWEEP_UNITS_H
 #define IMAPSWEEP_UNITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Largest accepted duration: 100 years. */
@@ -18,5 +19,10 @@
 int units_parse_duration(const char *s, uint64_t *seconds_r);
 /* Parse into bytes, same conventions. */
 int units_parse_size(const char *s, uint64_t *bytes_r);
+
+/* The shortest text that parses back to the value: "1h30m", "14d", "0s";
+ * "512", "10k", "5M". Returns out. */
+char *units_format_duration(uint64_t seconds, char *out, size_t size);
+char *units_format_size(uint64_t bytes, char *out, size_t size);
 
 #endif

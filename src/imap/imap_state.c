@@ -417,3 +417,9 @@ imap_conn_utf8(const struct imap_conn *c)
 {
     return c->utf8;
 }
+
+bool
+imap_conn_greeted(const struct imap_conn *c)
+{
+    return c->greeted;
+}

@@ -37,7 +37,7 @@ daemon_log_warnings(const struct config_diag *diag)
 }
 
 int
-daemon_check_config(const char *path)
+daemon_check_config(const char *path, bool environment)
 {
     struct config_diag diag;
     struct config *c = NULL;
@@ -45,6 +45,13 @@ daemon_check_config(const char *path)
 
     config_diag_init(&diag);
     ret = config_load(path, &c, &diag);
+    /* the file is valid: look at what it names (secret files,
+     * credentials) as the service will */
+    if (ret == 0 && environment && config_check_environment(c, &diag) > 0) {
+        config_unref(c);
+        c = NULL;
+        ret = -1;
+    }
     for (size_t i = 0; i < diag.n_warnings; i++) {
         char *line = config_diag_format(&diag.warnings[i]);
 
@@ -60,6 +67,12 @@ daemon_check_config(const char *path)
            c->n_accounts == 1 ? "" : "s", config_count_mailboxes(c),
            config_count_mailboxes(c) == 1 ? "" : "es", c->n_rules,
            c->n_rules == 1 ? "" : "s");
+    for (size_t i = 0; i < c->n_rules; i++) {
+        char *line = config_rule_summary(c, i);
+
+        printf("%s\n", line);
+        free(line);
+    }
     config_unref(c);
     config_diag_free(&diag);
     return 0;

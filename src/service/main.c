@@ -21,7 +21,11 @@ usage(FILE *f)
             "                  [--log-level LEVEL] [--version] [--help]\n"
             "\n"
             "  -c, --config FILE   configuration (default %s)\n"
-            "      --check-config  validate the configuration and exit\n"
+            "      --check-config  validate the configuration and what it "
+            "names (secret\n"
+            "                      files, credentials), describe each rule, "
+            "and exit\n"
+            "      --syntax-only   with --check-config: the file alone\n"
             "      --once          sweep every watched mailbox once, log "
             "out, exit\n"
             "      --dry-run       act on nothing; log what would be done\n"
@@ -35,10 +39,12 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY, OPT_LEVEL, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_SYNTAX, OPT_ONCE, OPT_DRY, OPT_LEVEL,
+           OPT_VERSION };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, OPT_CHECK},
+        {"syntax-only", no_argument, NULL, OPT_SYNTAX},
         {"once", no_argument, NULL, OPT_ONCE},
         {"dry-run", no_argument, NULL, OPT_DRY},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -47,7 +53,7 @@ main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
-    bool check = false;
+    bool check = false, syntax_only = false;
     int c;
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -57,6 +63,9 @@ main(int argc, char **argv)
             break;
         case OPT_CHECK:
             check = true;
+            break;
+        case OPT_SYNTAX:
+            syntax_only = true;
             break;
         case OPT_ONCE:
             opts.once = true;
@@ -94,6 +103,11 @@ main(int argc, char **argv)
                         "each other\n");
         return CTL_EXIT_USAGE;
     }
+    if (syntax_only && !check) {
+        fprintf(stderr, "imapsweepd: --syntax-only goes with "
+                        "--check-config\n");
+        return CTL_EXIT_USAGE;
+    }
     /* a peer that vanishes must not kill the process mid-write */
     signal(SIGPIPE, SIG_IGN);
     /* a parent may have blocked signals; SIGHUP/SIGTERM must get through */
@@ -108,7 +122,7 @@ main(int argc, char **argv)
     if (opts.level_set)
         log_set_level(opts.level);
     if (check)
-        return daemon_check_config(opts.config_path);
+        return daemon_check_config(opts.config_path, !syntax_only);
     if (log_to_journal() && !opts.once && notify_journal_available())
         log_set_sink(notify_journal_sink, NULL);
     return daemon_run(&opts);

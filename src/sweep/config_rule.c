@@ -535,8 +535,23 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
         config_error_at(l, map, "%s has no match", label);
     if (!has_action)
         config_error_at(l, map, "%s has no action", label);
-    if (r->match != NULL)
-        rule_validate(r, validate_report, l);
+    if (r->match != NULL && rule_validate(r, validate_report, l) == 0 &&
+        (r->action == RULE_ACTION_DELETE || r->action == RULE_ACTION_TRASH) &&
+        rule_match_is_broad(r)) {
+        char *m = rule_describe_match(r->match);
+
+        /* {older_than: 30d} alone, or {not: {from: boss}}: whole mailboxes */
+        config_warning_pos(l, r->match->line, r->match->col,
+                           "%s would %s all messages %s in every mailbox it "
+                           "applies to: its match names no mail, only age, "
+                           "size or flags (add a key such as from or subject, "
+                           "or all: true if that is meant)", label,
+                           r->action == RULE_ACTION_DELETE
+                               ? "delete"
+                               : "move to the Trash",
+                           m);
+        free(m);
+    }
 }
 
 void

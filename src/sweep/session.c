@@ -145,13 +145,37 @@ on_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
         s->ev->untagged(s, r, s->arg);
 }
 
+/* A TLS mode that does not fit the port shows as a silent server or an
+ * obscure TLS error: say what is likely wrong. NULL: nothing to add. */
+static char *
+mode_hint(const struct session *s, const struct imap_conn *c, int err,
+          const char *msg)
+{
+    const struct config_account *a = s->acc;
+
+    if (a->tunnel != NULL || imap_conn_greeted(c))
+        return NULL;
+    /* a TLS port says nothing until it hears a ClientHello */
+    if (err == ERR_TIMEOUT && a->tls != CONFIG_TLS_IMPLICIT)
+        return xasprintf("%s: is this port implicit TLS? try tls: implicit",
+                         msg);
+    /* a plain port's "* OK" is no TLS record */
+    if (err == ERR_TLS && a->tls == CONFIG_TLS_IMPLICIT &&
+        (strstr(msg, "wrong version number") != NULL ||
+         strstr(msg, "packet length too long") != NULL))
+        return xasprintf("%s: the server does not speak TLS on this port: "
+                         "is it a STARTTLS port? try tls: starttls", msg);
+    return NULL;
+}
+
 static void
 on_closed(struct imap_conn *c, int err, const char *msg, void *arg)
 {
     struct session *s = arg;
+    char *hinted = mode_hint(s, c, err, msg);
 
-    (void)c;
-    deliver_closed(s, err, msg, false);
+    deliver_closed(s, err, hinted != NULL ? hinted : msg, false);
+    free(hinted);
 }
 
 static const struct imap_conn_events conn_events = {
