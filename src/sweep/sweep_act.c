@@ -4,6 +4,7 @@
 #include "sweep_private.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,16 +60,24 @@ append_quoted(struct buf *b, const char *text)
     buf_append_char(b, '"');
 }
 
+/* One line per message (audit: messages) or per rule (counts). In the
+ * journal a preview is ACTION=would_delete with DRY_RUN=1, never the
+ * ACTION=delete of a real deletion; Message-ID, From and Subject are
+ * fields of their own. */
 static void
 audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
           const struct uidset *set, bool would)
 {
+    char action[32];
+    struct log_fields f = {.rule = rname(sr), .action = action,
+                           .dry_run = would};
+
     if (uidset_empty(set))
         return;
+    snprintf(action, sizeof(action), "%s%s", would ? "would_" : "", verb);
     if (s->p.audit == CONFIG_AUDIT_COUNTS) {
-        log_ctx_action(&s->log, LL_INFO, rname(sr), verb, 0,
-                       "%s: %s%s %llu message%s", sr->rule->name,
-                       would ? "would " : "", verb,
+        log_ctx_fields(&s->log, LL_INFO, &f, "%s: %s%s %llu message%s",
+                       sr->rule->name, would ? "would " : "", verb,
                        (unsigned long long)uidset_count(set),
                        uidset_count(set) == 1 ? "" : "s");
         return;
@@ -76,24 +85,24 @@ audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
     for (size_t r = 0; r < set->n; r++) {
         for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
             struct sweep_msg *m = sweep_store_find(&s->store, (uint32_t)u);
-            const char *id = NULL, *from = NULL, *subj = NULL;
             struct buf q;
 
+            f.uid = (uint32_t)u;
+            f.message_id = f.from = f.subject = NULL;
             if (m != NULL) {
-                id = mime_fields_get(&m->headers, "Message-ID");
-                from = mime_fields_get(&m->headers, "From");
-                subj = mime_fields_get(&m->headers, "Subject");
+                f.message_id = mime_fields_get(&m->headers, "Message-ID");
+                f.from = mime_fields_get(&m->headers, "From");
+                f.subject = mime_fields_get(&m->headers, "Subject");
             }
             buf_init(&q, BUF_NOCAP);
             buf_append_str(&q, " message-id ");
-            append_quoted(&q, id);
+            append_quoted(&q, f.message_id);
             buf_append_str(&q, " from ");
-            append_quoted(&q, from);
+            append_quoted(&q, f.from);
             buf_append_str(&q, " subject ");
-            append_quoted(&q, subj);
-            log_ctx_action(&s->log, LL_INFO, rname(sr), verb, (uint32_t)u,
-                           "%s: %s%s uid %llu%s", sr->rule->name,
-                           would ? "would " : "", verb,
+            append_quoted(&q, f.subject);
+            log_ctx_fields(&s->log, LL_INFO, &f, "%s: %s%s uid %llu%s",
+                           sr->rule->name, would ? "would " : "", verb,
                            (unsigned long long)u, buf_cstr(&q));
             buf_free(&q);
         }
@@ -572,7 +581,11 @@ probe_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         if (p->exists) {
             dry_audit(s, sr);
         } else if (may_create(sr)) {
-            log_ctx_action(&s->log, LL_INFO, rname(sr), "would_create", 0,
+            struct log_fields f = {.rule = rname(sr),
+                                   .action = "would_create",
+                                   .dry_run = true};
+
+            log_ctx_fields(&s->log, LL_INFO, &f,
                            "%s: would create mailbox \"%s\"",
                            sr->rule->name, p->target);
             dry_audit(s, sr);

@@ -1,0 +1,271 @@
+"""No surprises (issue 13): a configuration mistake must never touch the
+wrong mail.  Against Dovecot (checked with the independent oracle) and the
+scripted server (whose transcript shows every command sent):
+
+- a missing move target is not created without ``create: true``;
+- a dry run opens its mailboxes with EXAMINE, never SELECT;
+- the journal tells previews (ACTION=would_delete, DRY_RUN=1) from
+  deletions, with the message's Message-ID, From and Subject as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import binary  # noqa: E402
+from harness.fakeimap import SCENARIOS, FakeImap  # noqa: E402
+from harness.mail import cron_mail, ordinary_mail  # noqa: E402
+from harness.sweepd import DovecotCase, SweepConfig, dovecot_account, fake_account, run_once  # noqa: E402
+from harness.wait import Proc, tmp_root, wait_for  # noqa: E402
+
+CRON = {"from": "Cron Daemon"}
+
+
+def selects(commands: list[str]) -> list[str]:
+    """The SELECT and EXAMINE commands of a transcript, in order."""
+    return [c for c in commands if re.match(r"(SELECT|EXAMINE) ", c)]
+
+
+# ---------------------------------------------------------------------------
+class MissingTargetTest(DovecotCase):
+    """A typo in a move target must not make a new folder for mail to vanish
+    into: without ``create: true`` the action fails and the mail stays."""
+
+    users = 4
+
+    def test_no_create_without_create_true(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        uids = [im.append("INBOX", m) for m in (cron_mail(1), ordinary_mail(2), cron_mail(3))]
+        before = sorted(n for _, n in im.list())
+        cfg = self.config()
+        cfg.account("w", dovecot_account(self.dc, user))
+        cfg.rule("cron", CRON, {"move": "Archiv/Cron"})  # meant: Archive
+        r = run_once(cfg, valgrind=True)
+        # the action failed visibly: exit status, summary, log line
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr[-2000:])
+        reason = ('target mailbox "Archiv/Cron" does not exist: nothing moved '
+                  "(add create: true to the action to have it created)")  # fmt: skip
+        self.assertIn(f"w/INBOX: failed: rule cron: {reason}", r.stdout)
+        self.assertIn(f"w/INBOX: cron: {reason}", r.stderr)
+        # and nothing happened: no new mailbox, every message where it was
+        self.assertEqual(sorted(n for _, n in im.list()), before)
+        self.assertEqual(im.uids("INBOX"), uids)
+        self.assertEqual({u: f - {"\\Recent"} for u, f in im.flags("INBOX").items()}, {u: set() for u in uids})
+
+    def test_create_true_creates_and_dry_run_says_so(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        uids = [im.append("INBOX", m) for m in (cron_mail(1), ordinary_mail(0))]  # Alice
+        cfg = self.config()
+        cfg.account("w", dovecot_account(self.dc, user))
+        cfg.rule("cron", CRON, {"move": "Reports/Cron", "create": True})
+        cfg.rule("typo", {"from": "alice@example.org"}, {"move": "Archiv"})
+        # a preview says what would happen to each target, and changes nothing
+        r = run_once(cfg, "--dry-run", valgrind=True)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr[-2000:])
+        self.assertIn('w/INBOX: cron: would create mailbox "Reports/Cron"', r.stderr)
+        self.assertRegex(r.stderr, r'w/INBOX: cron: would move uid \d+ message-id "<cron-1@')
+        self.assertIn('w/INBOX: typo: target mailbox "Archiv" does not exist: the move would fail '
+                      "(add create: true to the action to have it created)", r.stderr)  # fmt: skip
+        self.assertNotIn("Reports/Cron", [n for _, n in im.list()])
+        self.assertEqual(im.uids("INBOX"), uids)
+        # for real: the target is created, the typo's mail stays
+        r = run_once(cfg, valgrind=True)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("Reports/Cron", [n for _, n in im.list()])
+        self.assertNotIn("Archiv", [n for _, n in im.list()])
+        self.assertEqual(im.uids("INBOX"), [uids[1]])
+        self.assertEqual(len(im.uids("Reports/Cron")), 1)
+
+
+# ---------------------------------------------------------------------------
+class DryRunExamineTest(unittest.TestCase):
+    """A preview must not touch the mailbox: when every rule that applies is
+    a dry run the mailbox is opened with EXAMINE (read-only)."""
+
+    def run_variant(self, args: tuple[str, ...], daemon: dict, rules: list[dict]) -> list[str]:
+        mix = json.loads((SCENARIOS / "cron_mix.json").read_text())
+        with FakeImap(mix) as srv:
+            cfg = SweepConfig(daemon=daemon)
+            self.addCleanup(cfg.cleanup)
+            cfg.account("f", fake_account(srv.port, mailboxes=["INBOX", "Archive"]))
+            for r in rules:
+                cfg.rules.append(r)
+            res = run_once(cfg, *args, valgrind=False)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr[-2000:])
+            return selects(srv.client_commands())
+
+    def test_every_rule_dry_examines(self) -> None:
+        cron = {"name": "cron", "match": CRON, "action": "delete"}
+        alice = {"name": "alice", "match": {"from": "alice@example.org"}, "action": "trash"}
+        dry = {"dry_run": True}
+        inbox_only = {"mailboxes": ["INBOX"]}
+        variants = {
+            "--dry-run": (("--dry-run",), {}, [cron, alice]),
+            "daemon dry_run": ((), {"dry_run": True}, [cron, alice]),
+            "every rule dry_run": ((), {}, [{**cron, **dry}, {**alice, **dry}]),
+        }
+        for name, (args, daemon, rules) in variants.items():
+            with self.subTest(variant=name):
+                self.assertEqual(sorted(self.run_variant(args, daemon, rules)), ["EXAMINE Archive", "EXAMINE INBOX"])
+        # one rule acts in INBOX: SELECT there; Archive has only the preview
+        with self.subTest(variant="one rule acts"):
+            got = self.run_variant((), {}, [{**cron, **inbox_only}, {**alice, **dry}])
+            self.assertEqual(sorted(got), ["EXAMINE Archive", "SELECT INBOX"])
+
+
+class DryRunRecentTest(DovecotCase):
+    """The same seen from Dovecot: \\Recent goes to the first session that
+    SELECTs; after a dry run the oracle (which only EXAMINEs) still sees it."""
+
+    users = 2
+
+    def test_dry_run_leaves_recent(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        uids = [im.append("INBOX", m) for m in (cron_mail(1), ordinary_mail(2))]
+        self.assertEqual({u: f for u, f in im.flags().items()}, {u: {"\\Recent"} for u in uids})
+        cfg = self.config()
+        cfg.account("d", dovecot_account(self.dc, user))
+        cfg.rule("cron", CRON, "delete", dry_run=True)
+        r = run_once(cfg)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertIn("  cron: would delete 1", r.summary("d", "INBOX"))
+        self.assertEqual(im.flags(), {u: {"\\Recent"} for u in uids})
+        # the same rule for real SELECTs (and deletes): \Recent is claimed
+        cfg.rules[0].pop("dry_run")
+        r = run_once(cfg)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertEqual(im.flags(), {uids[1]: set()})
+
+
+# ---------------------------------------------------------------------------
+def parse_journal_datagram(data: bytes) -> dict[str, str]:
+    """journald's native protocol: FIELD=value lines, or FIELD, a 64-bit
+    little-endian length and the value for values with newlines."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            out[k.decode()] = v.decode("utf-8", "replace")
+            i = nl + 1
+        else:
+            (n,) = struct.unpack("<Q", data[nl + 1:nl + 9])
+            out[line.decode()] = data[nl + 9:nl + 9 + n].decode("utf-8", "replace")
+            i = nl + 9 + n + 1
+    return out
+
+
+class FakeJournal:
+    """A datagram socket standing in for /run/systemd/journal/socket; the
+    daemon sees it there in a mount namespace of its own."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="imapsweep-journal-", dir=tmp_root()))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.dir / "socket"))
+        os.chmod(self.dir / "socket", 0o666)
+        self.sock.settimeout(0.2)
+        self.entries: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop:
+            try:
+                data = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.entries.append(parse_journal_datagram(data))
+
+    def snapshot(self) -> list[dict[str, str]]:
+        with self.lock:
+            return list(self.entries)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """argv run with this socket as the journal's (a private mount
+        namespace: nothing outside it changes)."""
+        script = ("mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/journal && "
+                  'mount --bind "$0" /run/systemd/journal && exec "$@"')  # fmt: skip
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(self.dir), *argv]
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class JournalAuditTest(DovecotCase):
+    """Under systemd the audit lines go to the journal with fields of their
+    own: a preview must never look like a deletion there."""
+
+    users = 2
+
+    def test_preview_and_deletion_fields(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        cfg = self.config()
+        cfg.account("j", dovecot_account(self.dc, user))
+        cfg.rule("preview", {"from": "alice@example.org"}, "delete", dry_run=True)
+        cfg.rule("cron", CRON, "delete")
+        cfg.write()
+        journal = FakeJournal()
+        self.addCleanup(journal.close)
+        workdir = cfg.dir / "run"
+        workdir.mkdir()
+        stderr = workdir / "imapsweepd.stderr"
+        stderr.touch()  # Proc truncates it: the inode stays
+        st = os.stat(stderr)
+        argv = journal.wrap([str(binary("imapsweepd")), "-c", str(cfg.path)])
+        with Proc(argv, env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, workdir=workdir, name="imapsweepd") as d:
+            wait_for(lambda: any("started" in e.get("MESSAGE", "") for e in journal.snapshot()), 10,
+                     what=f"the daemon's first journal entry (stderr: {d.tail()})")  # fmt: skip
+            alice = im.append("INBOX", ordinary_mail(0))  # Alice Example <alice@example.org>
+            cron = im.append("INBOX", cron_mail(5))
+            wait_for(lambda: cron not in im.uids("INBOX"), 10, what="the cron mail deleted")
+
+            def audit() -> list[dict[str, str]]:
+                return [e for e in journal.snapshot() if e.get("UID")]
+
+            wait_for(lambda: len(audit()) >= 2, 10, what="two audit entries")
+        by_rule = {e["RULE"]: e for e in audit()}
+        self.assertEqual(set(by_rule), {"preview", "cron"}, audit())
+        p, c = by_rule["preview"], by_rule["cron"]
+        self.assertEqual((p["ACTION"], p.get("DRY_RUN"), p["UID"]), ("would_delete", "1", str(alice)))
+        self.assertEqual(p["MAIL_MESSAGE_ID"], "<mail-0@imapsweep.test>")
+        self.assertEqual(p["FROM"], '"Alice Example" <alice@example.org>')
+        self.assertEqual(p["SUBJECT"], "Lunch on Friday?")
+        self.assertEqual((c["ACTION"], c.get("DRY_RUN"), c["UID"]), ("delete", None, str(cron)))
+        self.assertEqual(c["MAIL_MESSAGE_ID"], "<cron-5@host.imapsweep.test>")
+        self.assertRegex(c["FROM"], r"Cron Daemon")
+        self.assertEqual((c["ACCOUNT"], c["MAILBOX"], c["SYSLOG_IDENTIFIER"]), ("j", "INBOX", "imapsweepd"))
+        # the preview's message is still there; nothing says it was deleted
+        self.assertIn(alice, im.uids("INBOX"))
+        self.assertFalse([e for e in journal.snapshot() if e.get("ACTION") == "delete" and e.get("UID") == str(alice)])
+
+
+if __name__ == "__main__":
+    unittest.main()
