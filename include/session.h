@@ -13,6 +13,7 @@
 #include "gate.h"
 #include "imap_conn.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct transport_pool;
 struct session;
@@ -38,10 +39,16 @@ struct session_events {
                    void *arg);
 };
 
-/* Start; events follow from the loop. mailbox only labels log lines. */
+/* Start; events follow from the loop. mailbox only labels log lines.
+ * secrets: the account's secret cache (a reference is taken), or NULL to
+ * read the source for this login only. A login refused with a kept secret
+ * drops it and tries once more, on the same connection, with the source
+ * read anew (an access token expired since it was kept). */
 struct session *session_new(const struct session_env *env,
                             const struct config_account *acc,
-                            struct tls_ctx *tls, const char *mailbox,
+                            struct tls_ctx *tls,
+                            struct secret_cache *secrets,
+                            const char *mailbox,
                             const struct session_events *ev, void *arg);
 /* The connection (NULL before it exists or after it closed). */
 struct imap_conn *session_conn(const struct session *s);

@@ -25,6 +25,7 @@
 #include "session.h"
 #include "sweep.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct watcher;
 
@@ -86,8 +87,9 @@ struct watcher_status {
 struct watcher *watcher_new(const struct watcher_env *env,
                             struct config *config,
                             const struct config_account *account,
-                            struct tls_ctx *tls, const char *mailbox,
-                            bool shared);
+                            struct tls_ctx *tls,
+                            struct secret_cache *secrets,
+                            const char *mailbox, bool shared);
 /* Dedicated: start connecting (through the gate). Shared: only marks it
  * polling; the poller drives it. */
 void watcher_start(struct watcher *w);

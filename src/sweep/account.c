@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "poller.h"
+#include "secret.h"
 #include "tls.h"
 #include "util.h"
 
@@ -17,6 +18,7 @@ struct account {
     struct log_ctx log;          /* the account name */
     struct tls_ctx *tls;
     char *tls_error;
+    struct secret_cache *secrets;  /* one run of a secret command for all */
     struct watcher **w;
     size_t n, cap;
     struct watcher **gone;       /* removed by a reload, logging out */
@@ -59,8 +61,8 @@ static const struct poller_ops account_poller_ops = {
 static struct poller *
 account_poller_new(struct account *a)
 {
-    return poller_new(a->env, a->acc, a->tls, &a->log, &account_poller_ops,
-                      a);
+    return poller_new(a->env, a->acc, a->tls, a->secrets, &a->log,
+                      &account_poller_ops, a);
 }
 
 /* --- watchers and the budget --------------------------------------------- */
@@ -98,7 +100,7 @@ static struct watcher *
 add_watcher(struct account *a, const char *mailbox, bool shared)
 {
     struct watcher *w = watcher_new(a->env, a->config, a->acc, a->tls,
-                                    mailbox, shared);
+                                    a->secrets, mailbox, shared);
 
     ARRAY_GROW(a->w, a->cap, a->n + 1);
     a->w[a->n++] = w;
@@ -119,6 +121,8 @@ account_new(const struct watcher_env *env, struct config *config,
     a->acc = acc;
     a->name = xstrdup(acc->name);
     a->log.account = a->name;
+    a->secrets = secret_cache_new(env->session.loop, &acc->secret,
+                                  acc->command_timeout * 1000);
     uv_timer_init(env->session.loop, &a->stop_timer);
     a->stop_timer.data = a;
     if (acc->tunnel == NULL && acc->tls != CONFIG_TLS_NONE) {
@@ -169,6 +173,8 @@ account_update(struct account *a, struct config *config,
     size_t kept = 0;
 
     config_ref(config);
+    /* secrets are read again after a reload (the next login) */
+    secret_cache_drop(a->secrets);
     /* watchers of mailboxes that are gone log out */
     for (size_t i = 0; i < a->n; i++) {
         struct watcher *w = a->w[i];
@@ -286,6 +292,7 @@ account_free(struct account *a)
     free(a->w);
     free(a->gone);
     tls_ctx_unref(a->tls);
+    secret_cache_unref(a->secrets);
     config_unref(a->config);
     free(a->tls_error);
     free(a->name);

@@ -9,6 +9,7 @@
 #include "backoff.h"
 #include "errors.h"
 #include "log.h"
+#include "secret.h"
 #include "tls.h"
 #include "util.h"
 
@@ -19,6 +20,7 @@ struct watcher {
     struct config *config;
     const struct config_account *acc;
     struct tls_ctx *tls;
+    struct secret_cache *secrets;   /* the account's (referenced) */
     char *account;
     char *mailbox;
     struct log_ctx log;         /* account, mailbox */
@@ -616,8 +618,8 @@ static void
 start_connect(struct watcher *w)
 {
     set_state(w, WATCHER_CONNECTING);
-    w->session = session_new(&w->env->session, w->acc, w->tls, w->mailbox,
-                             &session_events, w);
+    w->session = session_new(&w->env->session, w->acc, w->tls, w->secrets,
+                             w->mailbox, &session_events, w);
 }
 
 static void
@@ -668,7 +670,7 @@ failure(struct watcher *w, int err, const char *fmt, ...)
 struct watcher *
 watcher_new(const struct watcher_env *env, struct config *config,
             const struct config_account *account, struct tls_ctx *tls,
-            const char *mailbox, bool shared)
+            struct secret_cache *secrets, const char *mailbox, bool shared)
 {
     struct watcher *w = xcalloc(1, sizeof(*w));
 
@@ -676,6 +678,7 @@ watcher_new(const struct watcher_env *env, struct config *config,
     w->config = config_ref(config);
     w->acc = account;
     w->tls = tls ? tls_ctx_ref(tls) : NULL;
+    w->secrets = secrets ? secret_cache_ref(secrets) : NULL;
     w->account = xstrdup(account->name);
     w->mailbox = xstrdup(mailbox);
     w->log.account = w->account;
@@ -739,6 +742,7 @@ watcher_free(struct watcher *w)
     session_free(w->retired);
     config_unref(w->config);
     tls_ctx_unref(w->tls);
+    secret_cache_unref(w->secrets);
     sweep_memo_free(&w->memo);
     for (size_t i = 0; i < w->n_counts; i++)
         free(w->counts[i].rule);

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import binary  # noqa: E402
+from harness.daemon import dovecot_sessions  # noqa: E402
 from harness.fakeimap import SCENARIOS, FakeImap  # noqa: E402
 from harness.mail import cron_mail, ordinary_mail  # noqa: E402
 from harness.sweepd import DovecotCase, SweepConfig, dovecot_account, fake_account, run_once  # noqa: E402
@@ -152,6 +153,76 @@ class DryRunRecentTest(DovecotCase):
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
         self.assertEqual(im.flags(), {uids[1]: set()})
 
+
+# ---------------------------------------------------------------------------
+class TokenOncePerAccountTest(DovecotCase):
+    """A token_command (or password_command) runs once per account, not once
+    per connection; a refused kept token is replaced at once."""
+
+    users = 3
+    mailboxes = ("INBOX", "Archive", "Junk")
+
+    def token_account(self, user: int, command: str, **extra) -> dict:  # type: ignore[no-untyped-def]
+        acct = dovecot_account(self.dc, user, mailboxes=list(self.mailboxes), auth="xoauth2", **extra)
+        del acct["password"]
+        acct["token_command"] = command
+        return acct
+
+    def test_token_command_runs_once_per_account(self) -> None:
+        user = self.take_user()
+        cfg = self.config()
+        runs = cfg.dir / "runs"
+        token = self.dc.user(user).token
+        cfg.account("t", self.token_account(user, f"echo run >> {runs}; echo {token}"))
+        cfg.rule("cron", CRON, "delete")
+        d = self.daemon(cfg)
+        d.wait_ready()
+        im = self.oracle(user)
+        uid = im.append("Junk", cron_mail(1))
+        wait_for(lambda: uid not in im.uids("Junk"), 10, what="the cron mail in Junk deleted")
+        self.assertEqual(runs.read_text().splitlines(), ["run"], "three connections, one run")
+        # every connection is cut: three logins again, with the kept token
+        before = len(dovecot_sessions(self.dc, user))
+        self.dc.kick(user)
+        wait_for(lambda: len(dovecot_sessions(self.dc, user)) >= before + 3, 10, what="three new logins")
+        d.wait_ready()
+        self.assertEqual(runs.read_text().splitlines(), ["run"])
+        im = self.oracle(user)  # the kick cut the oracle's session too
+        uid = im.append("INBOX", cron_mail(2))
+        wait_for(lambda: uid not in im.uids("INBOX"), 10, what="the cron mail in INBOX deleted")
+
+    def test_refused_token_is_replaced_at_once(self) -> None:
+        """The server stops taking the kept token (it expired): the next
+        login runs the command again at once, not after reconnect_max."""
+        user = self.take_user()
+        cfg = self.config()
+        runs, current = cfg.dir / "runs", cfg.dir / "token"
+        name, token = self.dc.user(user).name, self.dc.user(user).token
+        current.write_text(token + "\n")
+        cfg.account("t", self.token_account(user, f"echo run >> {runs}; cat {current}",
+                                            reconnect_min="1s", reconnect_max="1m"))  # fmt: skip
+        cfg.rule("cron", CRON, "delete")
+        d = self.daemon(cfg)
+        d.wait_ready()
+        self.assertEqual(runs.read_text().splitlines(), ["run"])
+        # the token server hands out a new token; the old one is refused
+        tokens = self.dc.base / "tokens"
+        lines = tokens.read_text().splitlines(keepends=True)
+        tokens.write_text("".join(ln.replace(f"{{PLAIN}}{token}:", f"{{PLAIN}}{token}-new:")
+                                  if ln.startswith(name + ":") else ln for ln in lines))  # fmt: skip
+        current.write_text(token + "-new\n")
+        before = len(dovecot_sessions(self.dc, user))
+        self.dc.kick(user)
+        # three reconnects, each refused once with the kept token: back at
+        # work within seconds (a plain refusal would wait reconnect_max)
+        wait_for(lambda: len(dovecot_sessions(self.dc, user)) >= before + 3, 10, what="three new logins")
+        d.wait_ready(timeout=10)
+        d.wait_for_log(r"t/\w+: the kept token_command was refused")
+        self.assertLessEqual(len(runs.read_text().splitlines()), 3)
+        self.assertGreaterEqual(len(runs.read_text().splitlines()), 2)
+        im = self.oracle(user)
+        uid = im.append("INBOX", cron_mail(3))
+        wait_for(lambda: uid not in im.uids("INBOX"), 10, what="the cron mail deleted after the new token")
 
 # ---------------------------------------------------------------------------
 def parse_journal_datagram(data: bytes) -> dict[str, str]:
