@@ -242,6 +242,12 @@ void rule_plan_build_search(const struct rule_plan *plan,
                             struct imap_build *b, uint32_t uid_lo,
                             bool esearch);
 
+/* The same over uid_lo:uid_hi (uid_hi 0: "*"), for a sweep of a known
+ * range (explain: one UID). */
+void rule_plan_build_search_range(const struct rule_plan *plan,
+                                  struct imap_build *b, uint32_t uid_lo,
+                                  uint32_t uid_hi, bool esearch);
+
 /* Auxiliary searches (server-only keys nested under any/not beside
  * client-side keys): their count, and the i-th restricted to candidates. */
 size_t rule_plan_aux_count(const struct rule_plan *plan);
@@ -261,6 +267,24 @@ bool rule_plan_eval(const struct rule_plan *plan, const struct rule_msg *msg,
                     const struct uidset *aux);
 /* The rule's duplicate key (set-level, handled by the caller). */
 enum rule_dup rule_plan_duplicate(const struct rule_plan *plan);
+
+/* --- parts (explain) -------------------------------------------------------
+ * A match's parts are the keys of its top-level map, all of which must
+ * hold. Each is decided either by the server (its own SEARCH) or on the
+ * client (fetched data, with the plan's auxiliary searches). */
+size_t rule_plan_n_parts(const struct rule_plan *plan);
+const struct rule_node *rule_plan_part(const struct rule_plan *plan,
+                                       size_t i);
+/* True if SEARCH alone decides part i. */
+bool rule_plan_part_server(const struct rule_plan *plan, size_t i);
+/* For a server part: "[RETURN (ALL)] [CHARSET UTF-8] UID set keys". */
+void rule_plan_build_part_search(const struct rule_plan *plan, size_t i,
+                                 struct imap_build *b,
+                                 const struct uidset *uids, bool esearch);
+/* For a client part: 1 holds, 0 does not, -1 no answer (data missing, a
+ * regex gave up). aux as for rule_plan_eval (restricted to msg's UID). */
+int rule_plan_part_eval(const struct rule_plan *plan, size_t i,
+                        const struct rule_msg *msg, const struct uidset *aux);
 
 /* SEARCH keys that select messages lacking at least one of a flag rule's
  * flags, appended to b (for "act only where it changes something"). */

@@ -404,8 +404,8 @@ emit_prefix(struct imap_build *b, bool esearch, bool charset)
 }
 
 void
-rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
-                       uint32_t uid_lo, bool esearch)
+rule_plan_build_search_range(const struct rule_plan *p, struct imap_build *b,
+                             uint32_t uid_lo, uint32_t uid_hi, bool esearch)
 {
     emit_prefix(b, esearch, needs_charset(&p->root));
     if (uid_lo != 0) {
@@ -413,11 +413,21 @@ rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
 
         /* lo:* also matches the highest UID when it is below lo (RFC
          * 3501 9, seq-range): the caller clips the result */
-        snprintf(range, sizeof(range), "%u:*", uid_lo);
+        if (uid_hi != 0)
+            snprintf(range, sizeof(range), "%u:%u", uid_lo, uid_hi);
+        else
+            snprintf(range, sizeof(range), "%u:*", uid_lo);
         imap_build_atom(b, "UID");
         imap_build_atom(b, range);
     }
     emit_keys(p, &p->root, b, uid_lo != 0);
+}
+
+void
+rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
+                       uint32_t uid_lo, bool esearch)
+{
+    rule_plan_build_search_range(p, b, uid_lo, 0, esearch);
 }
 
 size_t
@@ -564,6 +574,66 @@ rule_plan_eval(const struct rule_plan *p, const struct rule_msg *m,
         return !unknown;
     }
     return root->exact || (eval(p, root, m, aux, &unknown) && !unknown);
+}
+
+/* --- parts --------------------------------------------------------------- */
+
+/* The parts: a top-level AND's children, or the root itself. */
+static const struct pnode *
+part(const struct rule_plan *p, size_t i)
+{
+    const struct pnode *root = &p->root;
+
+    return root->n->key == RULE_AND ? &root->kids[i] : root;
+}
+
+size_t
+rule_plan_n_parts(const struct rule_plan *p)
+{
+    return p->root.n->key == RULE_AND ? p->root.nkids : 1;
+}
+
+const struct rule_node *
+rule_plan_part(const struct rule_plan *p, size_t i)
+{
+    return part(p, i)->n;
+}
+
+bool
+rule_plan_part_server(const struct rule_plan *p, size_t i)
+{
+    const struct pnode *pn = part(p, i);
+
+    /* duplicate is "exact" as a key, but decided over the set */
+    return pn->exact && pn->n->key != RULE_DUPLICATE;
+}
+
+void
+rule_plan_build_part_search(const struct rule_plan *p, size_t i,
+                            struct imap_build *b, const struct uidset *uids,
+                            bool esearch)
+{
+    const struct pnode *pn = part(p, i);
+
+    emit_prefix(b, esearch, needs_charset(pn));
+    imap_build_atom(b, "UID");
+    imap_build_uidset(b, uids);
+    emit_keys(p, pn, b, true);
+}
+
+int
+rule_plan_part_eval(const struct rule_plan *p, size_t i,
+                    const struct rule_msg *m, const struct uidset *aux)
+{
+    bool unknown = false, r;
+
+    if (((p->needs & RULE_NEED_MD5) && !m->has_md5) ||
+        ((p->needs & RULE_NEED_SHA256) && !m->has_sha256) ||
+        ((p->needs & RULE_NEED_INTERNALDATE) && !m->has_internaldate) ||
+        (p->n_aux > 0 && aux == NULL))
+        return -1;
+    r = eval(p, part(p, i), m, aux, &unknown);
+    return unknown ? -1 : r;
 }
 
 void

@@ -82,6 +82,7 @@ sweep_rules_new(const struct rule *const *src, size_t n,
         uidset_init(&sr->found);
         uidset_init(&sr->lacking);
         uidset_init(&sr->final);
+        uidset_init(&sr->claimed);
         n_aux = rule_plan_aux_count(sr->plan);
         sr->aux = n_aux ? xcalloc(n_aux, sizeof(*sr->aux)) : NULL;
         sr->stat.rule = sr->rule->name;
@@ -110,6 +111,7 @@ sweep_rules_free(struct sweep_rule *rules, size_t n)
         uidset_free(&sr->found);
         uidset_free(&sr->lacking);
         uidset_free(&sr->final);
+        uidset_free(&sr->claimed);
         free(sr->why);
         if (sr->aux != NULL) {
             for (size_t k = 0; k < rule_plan_aux_count(sr->plan); k++)
@@ -292,6 +294,7 @@ sweep_eval_rules(struct sweep_rule *rules, size_t n_rules,
         /* the rule owns these now, whatever it does with them: the
          * newest it keeps too (first match decides, keeping included) */
         uidset_union(&claimed, &cand);
+        uidset_copy(&sr->claimed, &cand);
         if (sr->rule->keep_newest > 0)
             apply_keep_newest(&cand, sr->rule->keep_newest);
         /* global rules searched the whole mailbox; act only where the

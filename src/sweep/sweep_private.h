@@ -62,6 +62,7 @@ struct sweep_rule {
     struct uidset *aux;     /* auxiliary SEARCH results */
     struct uidset lacking;  /* flag rules: found messages lacking a flag */
     struct uidset final;    /* what the rule acts on */
+    struct uidset claimed;  /* what it decided on (first match) */
     struct sweep_stat stat;
     char *why;              /* stat.why */
 };
@@ -88,6 +89,7 @@ struct sweep {
     uint64_t started_ms;
     bool full;
     uint32_t uid_lo, uid_top;
+    uint32_t uid_end;       /* uid_hi or uid_top: the range decided on */
     bool esearch, uidplus, move, gmail;
     struct sweep_rule *rules;
     size_t n_rules;
