@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 struct config_diag;
+struct explain_report;
 struct watcher_status;
 
 #define CTL_DEFAULT_CONFIG "/etc/imapsweep/imapsweep.yaml"
@@ -76,6 +77,9 @@ char *ctl_reply_reloaded(unsigned generation);
 /* `reload` refused: the error count and, in "errors", each of diag's
  * errors as FILE:LINE:COLUMN: message. */
 char *ctl_reply_reload_failed(const struct config_diag *diag);
+/* `explain ACCOUNT MAILBOX UID`: {"ok": true, "explain": {...}} with the
+ * report's every member, or {"ok": false, "error": …} when r->error. */
+char *ctl_reply_explain(const struct explain_report *r);
 
 /* --- replies (imapsweepctl's side) --------------------------------------- */
 
@@ -125,6 +129,7 @@ struct ctl_result {
     size_t n_watchers;
     struct ctl_result_swept *swept;
     size_t n_swept;
+    struct explain_report *explain;   /* explain; NULL otherwise */
 };
 
 /* Read a reply line. Returns 0 and *result_r (free with

@@ -23,6 +23,13 @@ struct daemon_opts {
  * the file names (config_check_environment()). Returns 0 or
  * CTL_EXIT_CONFIG. */
 int daemon_check_config(const char *path, bool environment);
+/* --explain ACCOUNT MAILBOX UID without a running daemon: load the
+ * configuration, explain (read-only, over a session of its own), print the
+ * report (stdout, or stderr when it could not be had). Returns 0,
+ * CTL_EXIT_FAILED, CTL_EXIT_USAGE (unknown account, bad UID) or
+ * CTL_EXIT_CONFIG. */
+int daemon_explain(const struct daemon_opts *opts, const char *account,
+                   const char *mailbox, const char *uid);
 /* Run until stopped (or, with once, until every mailbox was swept).
  * Returns the process exit status: 0, CTL_EXIT_FAILED or CTL_EXIT_CONFIG
  * (ctl_proto.h). */

@@ -183,7 +183,8 @@ bool rule_is_dry(const struct rule *rule, bool force, bool default_dry);
 char *rule_describe_match(const struct rule_node *n);
 /* What the rule does: "delete messages whose From contains \"Cron
  * Daemon\"", "move messages ... to \"Archive\" (created if missing)",
- * with keep_newest and a rule's own dry run said. Caller frees. */
+ * with keep_newest said (not dry runs: the caller knows which apply).
+ * Caller frees. */
 char *rule_describe(const struct rule *rule);
 /* True if the match names no mail, only age, size or flag keys (all: true
  * says that is meant): such a rule acts on whole mailboxes. */

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "explain.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -312,6 +313,66 @@ ctl_reply_reload_failed(const struct config_diag *diag)
     return encode(o);
 }
 
+static json_t *
+json_tristate(int v)
+{
+    return v < 0 ? json_null() : json_boolean(v);
+}
+
+static json_t *
+json_str_or_null(const char *s)
+{
+    json_t *j = s != NULL ? json_string(s) : NULL;
+
+    /* a header that is not UTF-8 never gets this far (decoded), but a
+     * reply must not lose the whole explanation over one field */
+    return j != NULL ? j : json_null();
+}
+
+char *
+ctl_reply_explain(const struct explain_report *r)
+{
+    json_t *x, *rules = json_array();
+
+    if (r->error != NULL)
+        return ctl_reply_error(r->error);
+    for (size_t i = 0; i < r->n_rules; i++) {
+        const struct explain_rule *er = &r->rules[i];
+        json_t *parts = json_array();
+
+        for (size_t j = 0; j < er->n_parts; j++) {
+            const struct explain_part *p = &er->parts[j];
+
+            json_array_append_new(parts, json_pack(
+                "{s:o, s:b, s:o}", "text", json_str_or_null(p->text),
+                "server", p->server, "holds", json_tristate(p->holds)));
+        }
+        json_array_append_new(rules, json_pack(
+            "{s:o, s:o, s:b, s:o, s:o}", "name", json_str_or_null(er->name),
+            "does", json_str_or_null(er->does), "dry", er->dry, "matches",
+            json_tristate(er->matches), "parts", parts));
+    }
+    x = json_pack("{s:o, s:o, s:I, s:I, s:b, s:b, s:o, s:o, s:o, s:o, s:o, "
+                  "s:I, s:o, s:I, s:o, s:b, s:o}",
+                  "account", json_str_or_null(r->account),
+                  "mailbox", json_str_or_null(r->mailbox),
+                  "uid", (json_int_t)r->uid,
+                  "uidvalidity", (json_int_t)r->uidvalidity,
+                  "watched", r->watched, "found", r->found,
+                  "from", json_str_or_null(r->from),
+                  "subject", json_str_or_null(r->subject),
+                  "date", json_str_or_null(r->date),
+                  "message_id", json_str_or_null(r->message_id),
+                  "flags", json_str_or_null(r->flags),
+                  "size", (json_int_t)r->size,
+                  "rules", rules,
+                  "later_rules", (json_int_t)r->n_later,
+                  "verdict_rule", json_str_or_null(r->verdict_rule),
+                  "acts", r->acts,
+                  "verdict", json_str_or_null(r->verdict));
+    return encode(json_pack("{s:b, s:o}", "ok", 1, "explain", x));
+}
+
 /* --- replies (imapsweepctl's side) --------------------------------------- */
 
 static char *
@@ -374,6 +435,59 @@ parse_watcher(json_t *o, struct ctl_result_watcher *w)
     w->notes = get_strings(o, "notes", &w->n_notes);
 }
 
+static int
+get_tristate(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+static struct explain_report *
+parse_explain(json_t *o)
+{
+    struct explain_report *r = xcalloc(1, sizeof(*r));
+    json_t *rules = json_object_get(o, "rules"), *e;
+    size_t i;
+
+    r->account = get_string(o, "account");
+    r->mailbox = get_string(o, "mailbox");
+    r->uid = (uint32_t)get_int(o, "uid");
+    r->uidvalidity = (uint32_t)get_int(o, "uidvalidity");
+    r->watched = json_is_true(json_object_get(o, "watched"));
+    r->found = json_is_true(json_object_get(o, "found"));
+    r->from = get_string(o, "from");
+    r->subject = get_string(o, "subject");
+    r->date = get_string(o, "date");
+    r->message_id = get_string(o, "message_id");
+    r->flags = get_string(o, "flags");
+    r->size = (uint64_t)get_int(o, "size");
+    r->n_later = (size_t)get_int(o, "later_rules");
+    r->verdict_rule = get_string(o, "verdict_rule");
+    r->acts = json_is_true(json_object_get(o, "acts"));
+    r->verdict = get_string(o, "verdict");
+    r->rules = xcalloc(json_array_size(rules) + 1, sizeof(*r->rules));
+    json_array_foreach(rules, i, e) {
+        struct explain_rule *er = &r->rules[r->n_rules++];
+        json_t *parts = json_object_get(e, "parts"), *p;
+        size_t j;
+
+        er->name = get_string(e, "name");
+        er->does = get_string(e, "does");
+        er->dry = json_is_true(json_object_get(e, "dry"));
+        er->matches = get_tristate(e, "matches");
+        er->parts = xcalloc(json_array_size(parts) + 1, sizeof(*er->parts));
+        json_array_foreach(parts, j, p) {
+            struct explain_part *ep = &er->parts[er->n_parts++];
+
+            ep->text = get_string(p, "text");
+            ep->server = json_is_true(json_object_get(p, "server"));
+            ep->holds = get_tristate(p, "holds");
+        }
+    }
+    return r;
+}
+
 int
 ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
                  char **err_r)
@@ -409,6 +523,8 @@ ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
         r->swept[i].mailbox = get_string(e, "mailbox");
     }
     r->n_swept = json_array_size(a);
+    if (json_is_object(json_object_get(o, "explain")))
+        r->explain = parse_explain(json_object_get(o, "explain"));
     json_decref(o);
     *result_r = r;
     return 0;
@@ -448,6 +564,10 @@ ctl_result_free(struct ctl_result *r)
         free(r->swept[i].mailbox);
     }
     free(r->swept);
+    if (r->explain != NULL) {
+        explain_report_clear(r->explain);
+        free(r->explain);
+    }
     free(r->error);
     free_strings(r->errors, r->n_errors);
     free(r->version);

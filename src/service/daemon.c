@@ -197,6 +197,7 @@ stop(struct daemon *d, int exit_code)
     d->stopping = true;
     d->exit_code = exit_code;
     notify_stopping(d->notify);
+    daemon_cancel_explains(d);
     control_free(d->control);
     d->control = NULL;
     uv_timer_stop(&d->status_timer);

@@ -21,7 +21,8 @@ add_watcher_status(struct daemon *d, struct watcher *w, void *arg)
 }
 
 static char *
-cmd_status(void *arg, const char *const *args, size_t n)
+cmd_status(void *arg, const char *const *args, size_t n,
+           struct control_req *req)
 {
     struct daemon *d = arg;
     struct ctl_daemon_info info = {
@@ -37,6 +38,7 @@ cmd_status(void *arg, const char *const *args, size_t n)
 
     (void)args;
     (void)n;
+    (void)req;
     daemon_for_each_watcher(d, add_watcher_status, r);
     reply = ctl_reply_finish(r);
     /* the reply is a few hundred bytes per watcher in small blocks: with
@@ -46,22 +48,26 @@ cmd_status(void *arg, const char *const *args, size_t n)
 }
 
 static char *
-cmd_version(void *arg, const char *const *args, size_t n)
+cmd_version(void *arg, const char *const *args, size_t n,
+            struct control_req *req)
 {
     (void)arg;
     (void)args;
     (void)n;
+    (void)req;
     return ctl_reply_version(IMAPSWEEP_VERSION);
 }
 
 static char *
-cmd_sweep(void *arg, const char *const *args, size_t n)
+cmd_sweep(void *arg, const char *const *args, size_t n,
+          struct control_req *req)
 {
     struct daemon *d = arg;
     struct ctl_reply *swept = ctl_reply_swept_new();
     char *reply;
     bool found = n == 0;
 
+    (void)req;
     for (size_t i = 0; i < d->n_accounts; i++) {
         struct account *a = d->accounts[i];
 
@@ -96,7 +102,8 @@ cmd_sweep(void *arg, const char *const *args, size_t n)
 }
 
 static char *
-cmd_reload(void *arg, const char *const *args, size_t n)
+cmd_reload(void *arg, const char *const *args, size_t n,
+           struct control_req *req)
 {
     struct daemon *d = arg;
     struct config_diag diag;
@@ -104,6 +111,7 @@ cmd_reload(void *arg, const char *const *args, size_t n)
 
     (void)args;
     (void)n;
+    (void)req;
     config_diag_init(&diag);
     if (daemon_reload(d, &diag) < 0)
         reply = ctl_reply_reload_failed(&diag);
@@ -118,5 +126,6 @@ const struct control_cmd daemon_commands[] = {
     {"reload", cmd_reload, 0, 0},
     {"sweep", cmd_sweep, 0, 2},
     {"version", cmd_version, 0, 0},
+    {"explain", daemon_cmd_explain, 3, 3},
 };
 const size_t daemon_n_commands = ARRAY_SIZE(daemon_commands);

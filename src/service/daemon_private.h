@@ -19,6 +19,7 @@
 struct account;
 struct config;
 struct config_diag;
+struct daemon_explain;
 struct gate_set;
 struct notify;
 struct transport_pool;
@@ -47,6 +48,7 @@ struct daemon {
     int exit_code;
     size_t once_pending;
     bool once_failed;
+    struct daemon_explain *explains;   /* answering the control socket */
 };
 /* --- daemon.c ------------------------------------------------------------ */
 
@@ -83,5 +85,14 @@ int daemon_reload(struct daemon *d, struct config_diag *diag);
 /* The control socket's commands; their arg is the daemon. */
 extern const struct control_cmd daemon_commands[];
 extern const size_t daemon_n_commands;
+
+/* --- daemon_explain.c ---------------------------------------------------- */
+
+/* `explain ACCOUNT MAILBOX UID`: answered when the explanation is done,
+ * over a session of its own (the watchers are not disturbed). */
+char *daemon_cmd_explain(void *arg, const char *const *args, size_t n,
+                         struct control_req *req);
+/* Stopping: every explanation still running ends, its client told so. */
+void daemon_cancel_explains(struct daemon *d);
 
 #endif

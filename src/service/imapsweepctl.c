@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "ctl_proto.h"
+#include "explain.h"
 #include "util.h"
 
 #define REPLY_MAX (64 * 1024 * 1024)
@@ -27,6 +28,11 @@ usage(FILE *f)
             "  reload                     reload the configuration (like "
             "SIGHUP)\n"
             "  sweep [ACCOUNT [MAILBOX]]  full sweep now\n"
+            "  explain ACCOUNT MAILBOX UID\n"
+            "                             which rule matches that message "
+            "and why the\n"
+            "                             rules before it do not "
+            "(read-only)\n"
             "  version                    the daemon's version\n"
             "\n"
             "  -s, --socket PATH  control socket (default %s)\n"
@@ -255,8 +261,9 @@ main(int argc, char **argv)
     cmd = argv[optind];
     if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
          strcmp(cmd, "version") == 0) ? argc - optind != 1
-        : strcmp(cmd, "sweep") == 0  ? argc - optind > 3
-                                     : true) {
+        : strcmp(cmd, "sweep") == 0   ? argc - optind > 3
+        : strcmp(cmd, "explain") == 0 ? argc - optind != 4
+                                      : true) {
         fprintf(stderr, "imapsweepctl: unknown command or wrong arguments: "
                         "%s\n", cmd);
         usage(stderr);
@@ -316,6 +323,13 @@ main(int argc, char **argv)
         for (size_t i = 0; i < r->n_swept; i++)
             printf("sweeping %s/%s\n", r->swept[i].account,
                    r->swept[i].mailbox);
+    } else if (strcmp(cmd, "explain") == 0 && r->explain != NULL) {
+        char *text = explain_report_text(r->explain);
+
+        fputs(text, stdout);
+        free(text);
+        if (!r->explain->found)
+            ret = CTL_EXIT_FAILED;  /* no such message: nothing explained */
     } else {
         printf("imapsweepd %s\n", r->version);
     }

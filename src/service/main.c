@@ -19,6 +19,7 @@ usage(FILE *f)
             "usage: imapsweepd [-c FILE] [--check-config] [--once] "
             "[--dry-run]\n"
             "                  [--log-level LEVEL] [--version] [--help]\n"
+            "       imapsweepd [-c FILE] --explain ACCOUNT MAILBOX UID\n"
             "\n"
             "  -c, --config FILE   configuration (default %s)\n"
             "      --check-config  validate the configuration and what it "
@@ -29,6 +30,9 @@ usage(FILE *f)
             "      --once          sweep every watched mailbox once, log "
             "out, exit\n"
             "      --dry-run       act on nothing; log what would be done\n"
+            "      --explain       which rule matches a message and why the "
+            "others do\n"
+            "                      not (read-only; no daemon needed)\n"
             "      --log-level L   error, warning, notice, info, debug or "
             "trace\n"
             "      --version       print the version\n"
@@ -40,11 +44,12 @@ int
 main(int argc, char **argv)
 {
     enum { OPT_CHECK = 256, OPT_SYNTAX, OPT_ONCE, OPT_DRY, OPT_LEVEL,
-           OPT_VERSION };
+           OPT_VERSION, OPT_EXPLAIN };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"syntax-only", no_argument, NULL, OPT_SYNTAX},
+        {"explain", no_argument, NULL, OPT_EXPLAIN},
         {"once", no_argument, NULL, OPT_ONCE},
         {"dry-run", no_argument, NULL, OPT_DRY},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -53,7 +58,7 @@ main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
-    bool check = false, syntax_only = false;
+    bool check = false, syntax_only = false, explain = false;
     int c;
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -66,6 +71,9 @@ main(int argc, char **argv)
             break;
         case OPT_SYNTAX:
             syntax_only = true;
+            break;
+        case OPT_EXPLAIN:
+            explain = true;
             break;
         case OPT_ONCE:
             opts.once = true;
@@ -92,7 +100,13 @@ main(int argc, char **argv)
             return CTL_EXIT_USAGE;
         }
     }
-    if (optind < argc) {
+    if (explain && (argc - optind != 3 || check || opts.once)) {
+        fprintf(stderr, "imapsweepd: --explain takes ACCOUNT MAILBOX UID "
+                        "(and not --check-config or --once)\n");
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (!explain && optind < argc) {
         fprintf(stderr, "imapsweepd: unexpected argument \"%s\"\n",
                 argv[optind]);
         usage(stderr);
@@ -123,6 +137,9 @@ main(int argc, char **argv)
         log_set_level(opts.level);
     if (check)
         return daemon_check_config(opts.config_path, !syntax_only);
+    if (explain)
+        return daemon_explain(&opts, argv[optind], argv[optind + 1],
+                              argv[optind + 2]);
     if (log_to_journal() && !opts.once && notify_journal_available())
         log_set_sink(notify_journal_sink, NULL);
     return daemon_run(&opts);

@@ -333,3 +333,15 @@ account_sweep_now(struct account *a, const char *mailbox)
     }
     return found;
 }
+
+struct tls_ctx *
+account_tls(const struct account *a)
+{
+    return a->tls;
+}
+
+struct secret_cache *
+account_secrets(const struct account *a)
+{
+    return a->secrets;
+}

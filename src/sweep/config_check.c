@@ -193,7 +193,11 @@ config_rule_summary(const struct config *c, size_t index)
     struct buf b;
 
     buf_init(&b, BUF_NOCAP);
-    buf_printf(&b, "rule %s: %s in ", r->name, what);
+    buf_printf(&b, "rule %s: %s%s in ", r->name, what,
+               r->dry_run == 1 ? " (dry run: only logged)"
+               : r->dry_run == -1 && c->daemon.dry_run
+                   ? " (dry run, as daemon.dry_run says: only logged)"
+                   : "");
     free(what);
     for (size_t i = 0; i < c->n_accounts; i++) {
         const struct config_account *a = &c->accounts[i];

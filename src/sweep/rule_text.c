@@ -217,8 +217,6 @@ rule_describe(const struct rule *r)
     }
     if (r->keep_newest > 0)
         buf_printf(&b, ", except the %u newest of them", r->keep_newest);
-    if (r->dry_run == 1)
-        buf_append_str(&b, " (dry run: only logged)");
     return buf_steal(&b);
 }
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -28,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import binary  # noqa: E402
 from harness.daemon import dovecot_sessions  # noqa: E402
 from harness.fakeimap import SCENARIOS, FakeImap  # noqa: E402
-from harness.mail import cron_mail, ordinary_mail  # noqa: E402
-from harness.sweepd import DovecotCase, SweepConfig, dovecot_account, fake_account, run_once  # noqa: E402
+from harness.mail import cron_mail, make_mail, ordinary_mail  # noqa: E402
+from harness.sweepd import DovecotCase, SweepConfig, Sweepd, dovecot_account, fake_account, run_once  # noqa: E402
 from harness.wait import Proc, tmp_root, wait_for  # noqa: E402
 
 CRON = {"from": "Cron Daemon"}
@@ -152,6 +153,187 @@ class DryRunRecentTest(DovecotCase):
         r = run_once(cfg)
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
         self.assertEqual(im.flags(), {uids[1]: set()})
+
+
+# ---------------------------------------------------------------------------
+def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(binary("imapsweepctl")), *args], capture_output=True, text=True, timeout=60)
+
+
+ACTION_RE = re.compile(r"^(UID )?(STORE|MOVE|COPY|EXPUNGE)\b|^(CREATE|DELETE|RENAME|APPEND|SELECT)\b", re.I)
+BACKUP = make_mail(from_="Backup <backup@example.org>", subject="Nightly backup 3 errors", body="3 errors\n",
+                   message_id="<nightly-3@example.org>")  # fmt: skip
+
+
+class ExplainTest(DovecotCase):
+    """"Why was this deleted?" / "why does my rule never match?": which rule
+    matches a message first and, for each rule before it, which part did
+    not; read-only."""
+
+    users = 4
+
+    def rules(self, cfg: SweepConfig) -> None:
+        cfg.rule("backups", {"from": "backup@example.org", "subject_regex": r"^nightly backup \d+ errors$",
+                             "older_than": "14d"}, "delete")  # fmt: skip
+        cfg.rule("cron", CRON, "delete")
+
+    def test_explain_through_the_daemon(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        cron, backup, mail = (im.append("INBOX", m) for m in (cron_mail(1), BACKUP, ordinary_mail(0)))
+        # a preview daemon: nothing may go while we ask
+        cfg = self.config(daemon={"dry_run": True})
+        cfg.account("w", dovecot_account(self.dc, user))
+        self.rules(cfg)
+        d = self.daemon(cfg)
+        d.wait_ready()
+        sock = str(cfg.socket)
+
+        # the cron message: rule backups fails on every part, cron matches
+        r = ctl("-s", sock, "--json", "explain", "w", "INBOX", str(cron))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        x = json.loads(r.stdout)["explain"]
+        self.assertEqual((x["found"], x["uid"], x["watched"]), (True, cron, True))
+        self.assertEqual(x["message_id"], "<cron-1@host.imapsweep.test>")
+        self.assertEqual([(ru["name"], ru["matches"]) for ru in x["rules"]], [("backups", False), ("cron", True)])
+        self.assertEqual([(p["text"], p["server"], p["holds"]) for p in x["rules"][0]["parts"]], [
+            ('whose From contains "backup@example.org"', True, False),
+            (r"whose Subject matches /^nightly backup \d+ errors$/", False, False),
+            ("older than 14d", True, False),
+        ])  # fmt: skip
+        self.assertEqual((x["verdict_rule"], x["acts"]), ("cron", True))
+        self.assertIn("rule cron would delete it, but only previews (dry run)", x["verdict"])
+        # the same for people
+        r = ctl("-s", sock, "explain", "w", "INBOX", str(cron))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"w/INBOX UID {cron} (UIDVALIDITY ", r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^rule cron: delete messages whose From contains \"Cron Daemon\" "
+                                   r"\[dry run: only logged\]$")  # fmt: skip
+        self.assertRegex(r.stdout, r'(?m)^  yes  whose From contains "Cron Daemon"  \[server\]$')
+        self.assertRegex(r.stdout, r"(?m)^verdict: rule cron would delete it, but only previews")
+
+        # "why does my rule never match?": two parts hold, the age does not
+        r = ctl("-s", sock, "--json", "explain", "w", "INBOX", str(backup))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        x = json.loads(r.stdout)["explain"]
+        self.assertEqual([p["holds"] for p in x["rules"][0]["parts"]], [True, True, False])
+        self.assertEqual([ru["matches"] for ru in x["rules"]], [False, False])
+        self.assertEqual((x["verdict_rule"], x["acts"]), (None, False))
+        self.assertEqual(x["verdict"], "no rule matches it: it is left alone")
+        self.assertEqual(x["later_rules"], 0)
+
+        # no such message; unknown account; not a UID
+        r = ctl("-s", sock, "explain", "w", "INBOX", "999")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("INBOX has no message with UID 999", r.stdout)
+        r = ctl("-s", sock, "explain", "nosuch", "INBOX", str(cron))
+        self.assertEqual((r.returncode, r.stderr), (1, 'imapsweepctl: no account "nosuch"\n'))
+        r = ctl("-s", sock, "explain", "w", "INBOX", "12x")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is not a UID", r.stderr)
+        r = ctl("-s", sock, "explain", "w", "INBOX")
+        self.assertEqual(r.returncode, 64)
+
+        # replies stay in order when requests are pipelined behind one
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(30)
+            c.connect(sock)
+            c.sendall(f"explain w INBOX {mail}\nversion\nexplain w INBOX {cron}\n".encode())
+            buf = b""
+            while buf.count(b"\n") < 3:
+                chunk = c.recv(65536)
+                self.assertTrue(chunk, buf)
+                buf += chunk
+        replies = [json.loads(line) for line in buf.decode().splitlines()]
+        self.assertEqual(replies[0]["explain"]["uid"], mail)
+        self.assertIn("version", replies[1])
+        self.assertEqual(replies[2]["explain"]["verdict_rule"], "cron")
+
+        # read-only: every message there, and \Recent not even claimed
+        self.assertEqual(im.uids("INBOX"), [cron, backup, mail])
+        self.assertEqual(im.flags("INBOX"), {u: {"\\Recent"} for u in (cron, backup, mail)})
+
+    def test_explain_without_a_daemon(self) -> None:
+        user = self.take_user()
+        im = self.oracle(user)
+        cron, backup = (im.append("INBOX", m) for m in (cron_mail(1), BACKUP))
+        cfg = self.config()
+        cfg.account("w", dovecot_account(self.dc, user))
+        self.rules(cfg)
+        cfg.write()
+        r = subprocess.run([str(binary("imapsweepd")), "-c", str(cfg.path), "--explain", "w", "INBOX", str(cron)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("verdict: rule cron deletes it (the first rule that matches)", r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^  no   older than 14d  \[server\]$")
+        r = subprocess.run([str(binary("imapsweepd")), "-c", str(cfg.path), "--explain", "w", "INBOX", str(backup)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^  yes  whose Subject matches /\^nightly backup \\d\+ errors\$/  \[client\]$")
+        self.assertIn("verdict: no rule matches it: it is left alone", r.stdout)
+        # it said "deletes", and deleted nothing
+        self.assertEqual(im.uids("INBOX"), [cron, backup])
+        self.assertEqual(im.flags("INBOX"), {cron: {"\\Recent"}, backup: {"\\Recent"}})
+        # usage and unknown accounts
+        for args, rc in ((["--explain", "w", "INBOX"], 64), (["--explain", "x", "INBOX", "1"], 64),
+                         (["--explain", "w", "INBOX", "0"], 64)):  # fmt: skip
+            r = subprocess.run([str(binary("imapsweepd")), "-c", str(cfg.path), *args], capture_output=True, text=True)
+            self.assertEqual(r.returncode, rc, (args, r.stderr))
+
+
+class ExplainReadOnlyTest(unittest.TestCase):
+    """The transcript of an explanation: EXAMINE, BODY.PEEK, SEARCH; never
+    SELECT, STORE, COPY, MOVE, EXPUNGE."""
+
+    def test_transcript_is_read_only(self) -> None:
+        mix = json.loads((SCENARIOS / "cron_mix.json").read_text())
+        with FakeImap(mix) as srv:
+            cfg = SweepConfig()
+            self.addCleanup(cfg.cleanup)
+            cfg.account("f", fake_account(srv.port))
+            cfg.rule("dups", {"from": "Cron Daemon", "duplicate": "body"}, "delete")
+            cfg.rule("keep2", {"from": "Cron Daemon"}, "trash", keep_newest=2)
+            cfg.rule("digest", {"body_md5": "0" * 32, "subject_regex": "x"}, "delete")
+            cfg.rule("alice", {"from": "alice@example.org"}, {"move": "Archive"})
+            cfg.write()
+            r = subprocess.run([str(binary("imapsweepd")), "-c", str(cfg.path), "--explain", "f", "INBOX", "1"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # the oldest cron mail is no duplicate; keep2 trashes it (two are newer)
+            self.assertIn("verdict: rule keep2 moves it to the Trash", r.stdout)
+            cmds = srv.client_commands()
+            self.assertIn("EXAMINE INBOX", cmds)
+            self.assertFalse([c for c in cmds if ACTION_RE.match(c)], cmds)
+            fetches = [c for c in cmds if re.match(r"UID FETCH", c)]
+            self.assertTrue(fetches)
+            self.assertFalse([c for c in fetches if re.search(r"BODY\[", c)], fetches)  # only BODY.PEEK[
+            st = srv.state()
+            self.assertEqual(len(st["mailboxes"]["INBOX"]["messages"]), 8)
+            self.assertEqual(st["mailboxes"]["Trash"]["messages"], [])
+
+
+    def test_stop_while_explaining(self) -> None:
+        """SIGTERM while an explanation waits on the server: its client is
+        told, the daemon still stops cleanly."""
+        mix = json.loads((SCENARIOS / "cron_mix.json").read_text())
+        mix["events"] = [{"command": "^EXAMINE", "action": "stall", "times": -1}]
+        with FakeImap(mix) as srv:
+            cfg = SweepConfig()
+            self.addCleanup(cfg.cleanup)
+            cfg.account("f", fake_account(srv.port))
+            cfg.rule("alice", {"from": "alice@example.org"}, "delete", dry_run=False)
+            d = Sweepd(cfg)
+            self.addCleanup(d.__exit__, None, None, None)
+            d.wait_ready()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.settimeout(30)
+                c.connect(str(cfg.socket))
+                c.sendall(b"explain f INBOX 2\n")
+                wait_for(lambda: "EXAMINE INBOX" in srv.client_commands(), 10, what="the explanation's EXAMINE")
+                d.signal(signal.SIGTERM)
+                reply = json.loads(c.makefile().readline())
+            self.assertEqual(reply, {"ok": False, "error": "the daemon is stopping"})
+            self.assertEqual(d.wait(10), 0, d.tail())
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "ctl_proto.h"
+#include "explain.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -297,6 +298,64 @@ test_parse_bad(void **state)
     ctl_result_free(NULL);
 }
 
+/* explain: the report survives the JSON both ways, byte for byte as text
+ * (a subject's control characters escaped, unknown answers kept). */
+static void
+test_explain_reply(void **state)
+{
+    struct explain_part parts0[] = {
+        {.text = "whose From contains \"backup@example.org\"", .server = true,
+         .holds = 1},
+        {.text = "whose Subject matches /^nightly \\d+$/", .server = false,
+         .holds = -1},
+        {.text = "older than 14d", .server = true, .holds = 0},
+    };
+    struct explain_part parts1[] = {
+        {.text = "whose From contains \"Cron Daemon\"", .server = true,
+         .holds = 1},
+    };
+    struct explain_rule rules[] = {
+        {.name = "backups", .does = "delete messages ...", .matches = 0,
+         .parts = parts0, .n_parts = 3},
+        {.name = "cron", .does = "delete messages whose ...", .dry = true,
+         .matches = 1, .parts = parts1, .n_parts = 1},
+    };
+    struct explain_report r = {
+        .account = "work", .mailbox = "INBOX", .uid = 42,
+        .uidvalidity = 1700000001, .watched = true, .found = true,
+        .from = "\"Cron Daemon\" <root@host>", .subject = "a\x1b[2Jb",
+        .date = NULL, .message_id = "<c1@host>", .flags = "\\Seen",
+        .size = 2048, .rules = rules, .n_rules = 2, .n_later = 3,
+        .verdict_rule = "cron", .acts = true,
+        .verdict = "rule cron would delete it, but only previews (dry run): "
+                   "nothing is done",
+    };
+    struct explain_report bad = {.error = "cannot reach work: refused"};
+    struct ctl_result *res = NULL;
+    char *line = ctl_reply_explain(&r), *err = NULL, *want, *got;
+
+    (void)state;
+    assert_int_equal(ctl_result_parse(line, strlen(line), &res, &err), 0);
+    assert_true(res->ok);
+    assert_non_null(res->explain);
+    assert_int_equal(res->explain->rules[0].parts[1].holds, -1);
+    assert_null(res->explain->date);
+    want = explain_report_text(&r);
+    got = explain_report_text(res->explain);
+    assert_string_equal(got, want);
+    assert_non_null(strstr(got, "Subject: a\\x1b[2Jb\n"));
+    assert_non_null(strstr(got, "  ?    whose Subject matches"));
+    assert_non_null(strstr(got, "(3 later rules not consulted"));
+    free(want);
+    free(got);
+    free(line);
+    ctl_result_free(res);
+    line = ctl_reply_explain(&bad);
+    assert_string_equal(line, "{\"ok\":false,\"error\":\"cannot reach work: "
+                              "refused\"}");
+    free(line);
+}
+
 int
 main(void)
 {
@@ -309,6 +368,7 @@ main(void)
         cmocka_unit_test(test_swept_reply),
         cmocka_unit_test(test_reload_failed),
         cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_explain_reply),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
