@@ -170,9 +170,15 @@ install: all
 	done
 	install -m 644 conf/imapsweep.yaml \
 	    $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml.example
+	@# A first install is inert: a configuration that watches nothing and
+	@# that --check-config (ExecStartPre) refuses, never the example, whose
+	@# accounts and secret commands are not the operator's.
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml ]; then \
-	    install -m 644 conf/imapsweep.yaml \
+	    install -m 644 conf/first-install.yaml \
 	        $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml; \
+	    echo "installed $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml," \
+	        "which watches nothing: write your accounts and rules there" \
+	        "before starting imapsweepd"; \
 	else \
 	    echo "kept existing $(DESTDIR)$(SYSCONFDIR)/imapsweep/imapsweep.yaml"; \
 	fi

@@ -317,7 +317,10 @@ parse_stream(struct loader *l)
         yaml_document_delete(&doc2);
     }
     if (root == NULL || config_is_null(root))
-        config_error_pos(l, 1, 1, "empty configuration");
+        config_error_pos(l, 1, 1, "empty configuration: no accounts or "
+                         "rules yet (write them here: every key is in "
+                         "imapsweep.yaml(5) and the commented example "
+                         "imapsweep.yaml.example)");
     else
         parse_top(l, root);
     l->doc = NULL;

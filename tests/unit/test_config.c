@@ -883,9 +883,14 @@ static void
 test_empty_file(void **state)
 {
     (void)state;
-    EXPECT_ERRORS("", "t.yaml:1:1: empty configuration");
-    EXPECT_ERRORS("# only a comment\n\n", "t.yaml:1:1: empty configuration");
-    EXPECT_ERRORS("---\n...\n", "t.yaml:1:1: empty configuration");
+#define EMPTY                                                                 \
+    "t.yaml:1:1: empty configuration: no accounts or rules yet (write them "  \
+    "here: every key is in imapsweep.yaml(5) and the commented example "      \
+    "imapsweep.yaml.example)"
+    EXPECT_ERRORS("", EMPTY);
+    EXPECT_ERRORS("# only a comment\n\n", EMPTY);
+    EXPECT_ERRORS("---\n...\n", EMPTY);
+#undef EMPTY
     EXPECT_ERRORS("[a, b]\n",
                   "t.yaml:1:1: configuration must be a mapping, not a "
                   "sequence");
