@@ -12,6 +12,9 @@
 
 struct daemon_opts {
     const char *config_path;
+    /* --control-socket: overrides daemon.control_socket ("" disables the
+     * socket); NULL when not given */
+    const char *control_socket;
     bool once;
     bool dry_run;
     bool level_set;            /* --log-level given: overrides the config */

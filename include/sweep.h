@@ -72,6 +72,7 @@ struct sweep_result {
     const struct sweep_stat *stats;
     size_t n_stats;
     uint64_t duration_ms;
+    uint64_t duration_us;       /* the same, finer */
 };
 
 struct sweep;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imapsweepd: command line. */
 #include <getopt.h>
 #include <locale.h>
@@ -14,14 +15,19 @@
 #include "notify.h"
 
 static void
-usage(FILE *f)
+usage(FILE *f, const char *config)
 {
     fprintf(f,
-            "usage: imapsweepd [-c FILE] [--check-config] [--once] "
-            "[--dry-run]\n"
-            "                  [--log-level LEVEL] [--version] [--help]\n"
+            "usage: imapsweepd [-c FILE] [--control-socket PATH] "
+            "[--check-config] [--once]\n"
+            "                  [--dry-run] [--log-level LEVEL] [--version] "
+            "[--help]\n"
             "\n"
             "  -c, --config FILE   configuration (default %s)\n"
+            "      --control-socket PATH\n"
+            "                      control socket, overriding "
+            "daemon.control_socket\n"
+            "                      (\"\" disables it)\n"
             "      --check-config  validate the configuration and exit\n"
             "      --once          sweep every watched mailbox once, log "
             "out, exit\n"
@@ -30,15 +36,17 @@ usage(FILE *f)
             "trace\n"
             "      --version       print the version\n"
             "  -h, --help          this text\n",
-            CTL_DEFAULT_CONFIG);
+            config != NULL ? config : "none: no home directory");
 }
 
 int
 main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY, OPT_LEVEL, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY, OPT_LEVEL, OPT_VERSION,
+           OPT_SOCKET };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"control-socket", required_argument, NULL, OPT_SOCKET},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"once", no_argument, NULL, OPT_ONCE},
         {"dry-run", no_argument, NULL, OPT_DRY},
@@ -47,14 +55,20 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
+    struct daemon_opts opts = {.config_path = NULL};
+    char *dflt_err = NULL;
+    /* for root the system's, for a user their own (XDG) */
+    char *dflt = ctl_default_config(geteuid(), &dflt_err);
     bool check = false;
-    int c;
+    int c, ret;
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             opts.config_path = optarg;
+            break;
+        case OPT_SOCKET:
+            opts.control_socket = optarg;
             break;
         case OPT_CHECK:
             check = true;
@@ -69,31 +83,45 @@ main(int argc, char **argv)
             if (log_level_parse(optarg, &opts.level) < 0) {
                 fprintf(stderr, "imapsweepd: unknown log level \"%s\"\n",
                         optarg);
-                return CTL_EXIT_USAGE;
+                ret = CTL_EXIT_USAGE;
+                goto out;
             }
             opts.level_set = true;
             break;
         case OPT_VERSION:
             printf("imapsweepd %s\n", IMAPSWEEP_VERSION);
-            return 0;
+            ret = 0;
+            goto out;
         case 'h':
-            usage(stdout);
-            return 0;
+            usage(stdout, dflt);
+            ret = 0;
+            goto out;
         default:
-            usage(stderr);
-            return CTL_EXIT_USAGE;
+            usage(stderr, dflt);
+            ret = CTL_EXIT_USAGE;
+            goto out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "imapsweepd: unexpected argument \"%s\"\n",
                 argv[optind]);
-        usage(stderr);
-        return CTL_EXIT_USAGE;
+        usage(stderr, dflt);
+        ret = CTL_EXIT_USAGE;
+        goto out;
     }
     if (check && opts.once) {
         fprintf(stderr, "imapsweepd: --check-config and --once exclude "
                         "each other\n");
-        return CTL_EXIT_USAGE;
+        ret = CTL_EXIT_USAGE;
+        goto out;
+    }
+    if (opts.config_path == NULL) {
+        if (dflt == NULL) {
+            fprintf(stderr, "imapsweepd: %s\n", dflt_err);
+            ret = CTL_EXIT_CONFIG;
+            goto out;
+        }
+        opts.config_path = dflt;
     }
     /* POSIX regexes match UTF-8 text: case folding needs a UTF-8 locale */
     if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
@@ -111,9 +139,15 @@ main(int argc, char **argv)
     log_init();
     if (opts.level_set)
         log_set_level(opts.level);
-    if (check)
-        return daemon_check_config(opts.config_path);
+    if (check) {
+        ret = daemon_check_config(opts.config_path);
+        goto out;
+    }
     if (log_to_journal() && !opts.once && notify_journal_available())
         log_set_sink(notify_journal_sink, NULL);
-    return daemon_run(&opts);
+    ret = daemon_run(&opts);
+out:
+    free(dflt);
+    free(dflt_err);
+    return ret;
 }

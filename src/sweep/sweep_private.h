@@ -84,7 +84,7 @@ struct sweep {
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;
-    uint64_t started_ms;
+    uint64_t started_ns;        /* uv_hrtime() at the start */
     bool full;
     uint32_t uid_lo, uid_top;
     bool esearch, uidplus, move, gmail;
