@@ -553,7 +553,7 @@ class ControlSocketTest(unittest.TestCase):
     def test_ctl_usage(self) -> None:
         # the socket does not exist: usage is checked before connecting
         missing = str(self.work / "nobody-here.sock")
-        for args in ([], ["frobnicate"], ["status", "extra"], ["version", "x"], ["reload", "x"],
+        for args in ([], ["frobnicate"], ["status", "a", "b", "c"], ["version", "x"], ["reload", "x"],
                      ["sweep", "a", "b", "c"], ["--bogus", "status"], ["-s"]):  # fmt: skip
             with self.subTest(args=args):
                 r = ctl(*(["-s", missing] if args != ["-s"] else []), *args)
