@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # imapsweep — plain GNU make. `make`, `make check`, `make demo`, `make fuzz`,
 # `make bench-quick`, `make install PREFIX=/usr/local DESTDIR=`.
 

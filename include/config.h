@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config: load the YAML configuration into an immutable,
  * validated model. Never logs: every problem becomes a diagnostic with
  * FILE:LINE:COLUMN (both from 1). The loaded model is reference-counted so a

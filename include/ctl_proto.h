@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctl_proto: the protocol of the control socket, shared by imapsweepd and
  * imapsweepctl; the one place that knows its JSON. A request is one line:
  * words ("sweep work INBOX") or a JSON object {"cmd": …, "args": […]}. A

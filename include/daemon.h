@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon: wires everything together. It owns the loop, the signal handlers
  * (SIGHUP reloads; SIGTERM and SIGINT stop), the accounts, the reload
  * transaction (a new config is built and validated first; only a valid one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: one pass of the rules over a selected mailbox on an imap_conn.
  *
  *  1. the top of the range (the highest UID now in the mailbox), fetched

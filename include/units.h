@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* units: durations ("30s", "5m", "2h", "14d", "1w", "1h30m"; a bare number is
  * seconds) and sizes ("512", "10k", "5M", "1G"; powers of 1024, an optional
  * trailing "B"/"iB"). Pure functions. */

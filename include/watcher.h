@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watcher: one watched mailbox of one account. A dedicated watcher owns an
  * IMAP connection and runs
  *

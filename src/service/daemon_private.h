@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon_private: what the daemon's files share. daemon.c runs the loop,
  * the signals, stopping and --once; daemon_reload.c loads configurations
  * (--check-config, the reload transaction); daemon_control.c answers the

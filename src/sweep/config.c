@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config: loading and lifetime: reading the file, the YAML stream, the
  * top-level sections and `daemon`, freeing, references and lookups. The
  * rest of the loader: config_yaml.c (typed access), config_account.c,

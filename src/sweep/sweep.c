@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: lifetime, the top of the range, the searches, and the phase
  * machine that drives fetching (sweep_fetch.c), evaluation (sweep_eval.c)
  * and the actions (sweep_act.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep internals shared by its files:
  *  sweep.c        lifetime, the top of the range, searches, phase machine;
  *  sweep_fetch.c  client-side data: auxiliary and flag searches, header,

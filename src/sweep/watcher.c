@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "watcher.h"
 
 #include <stdarg.h>

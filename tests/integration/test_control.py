@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The control socket and imapsweepctl, against a running
 imapsweepd watching a real Dovecot.
 

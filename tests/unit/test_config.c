@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The configuration loader: the model built from a valid file, and the
  * exact FILE:LINE:COLUMN text of every kind of diagnostic. */
 #include <errno.h>
