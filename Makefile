@@ -268,6 +268,8 @@ uninstall:
 # --- distribution, package -----------------------------------------------------
 
 DIST := imapsweep-$(VERSION)
+# the files' time in the tarball: the last commit's (reproducible)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 # The tracked files (with their changes, if any, in the work tree) as
 # $(DIST).tar.gz; from an unpacked tarball (no git), the same files again.
 dist:
@@ -277,7 +279,7 @@ dist:
 	tar -cf - -T $(BUILD)/dist/MANIFEST | tar -xf - -C $(BUILD)/dist/$(DIST)
 	cp $(BUILD)/dist/MANIFEST $(BUILD)/dist/$(DIST)/MANIFEST
 	tar -C $(BUILD)/dist --owner=0 --group=0 --sort=name \
-	    --mtime='@0' -czf $(DIST).tar.gz $(DIST)
+	    --mtime='@$(SOURCE_DATE_EPOCH)' -czf $(DIST).tar.gz $(DIST)
 	@rm -rf $(BUILD)/dist
 	@echo "dist: $(DIST).tar.gz"
 
