@@ -268,6 +268,7 @@ uninstall:
 # --- distribution, package -----------------------------------------------------
 
 DIST := imapsweep-$(VERSION)
+DISTDIR ?= .
 # the files' time in the tarball: the last commit's (reproducible)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 # The tracked files (with their changes, if any, in the work tree) as
@@ -279,9 +280,9 @@ dist:
 	tar -cf - -T $(BUILD)/dist/MANIFEST | tar -xf - -C $(BUILD)/dist/$(DIST)
 	cp $(BUILD)/dist/MANIFEST $(BUILD)/dist/$(DIST)/MANIFEST
 	tar -C $(BUILD)/dist --owner=0 --group=0 --sort=name \
-	    --mtime='@$(SOURCE_DATE_EPOCH)' -czf $(DIST).tar.gz $(DIST)
+	    --mtime='@$(SOURCE_DATE_EPOCH)' -czf $(DISTDIR)/$(DIST).tar.gz $(DIST)
 	@rm -rf $(BUILD)/dist
-	@echo "dist: $(DIST).tar.gz"
+	@echo "dist: $(DISTDIR)/$(DIST).tar.gz"
 
 # Build the Debian package, install it into a throwaway root, run it from
 # there, check it with lintian (scripts/package-check).
