@@ -16,9 +16,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -164,6 +166,15 @@ class MonitoringTest(unittest.TestCase):
                 self.assertEqual(r.stderr, f"imapsweepctl: {msg}\n")
         r = ctl("-s", self.sock, "status", "a", "b", "c")
         self.assertEqual(r.returncode, 64)
+
+    def test_completion_of_accounts_and_mailboxes(self) -> None:
+        c = CompletionTest()
+        c.setUp()
+        try:
+            self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} status "), ["bad", "main"])
+            self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} sweep main I"), ["INBOX"])
+        finally:
+            c.doCleanups()
 
     # -- status --check --------------------------------------------------------
     def test_check_exit_codes(self) -> None:
@@ -451,3 +462,133 @@ class RootDefaultsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CompletionTest(unittest.TestCase):
+    """The bash completions, run by bash with bash-completion's helpers."""
+
+    def complete(self, prog: str, line: str, env: dict[str, str] | None = None) -> list[str]:
+        words = line.split(" ")
+        script = (
+            "source /usr/share/bash-completion/bash_completion\n"
+            f"source {REPO_ROOT}/completion/{prog}\n"
+            'COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
+            f"COMP_LINE={json.dumps(line)}; COMP_POINT=${{#COMP_LINE}}\n"
+            f"_{prog}\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        path = f"{binary('imapsweepctl').parent}:/usr/bin:/bin"
+        r = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PATH=path, **(env or {})))  # fmt: skip
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(x for x in r.stdout.splitlines() if x)
+
+    def test_imapsweepd(self) -> None:
+        self.assertEqual(self.complete("imapsweepd", "imapsweepd --log-level t"), ["trace"])
+        self.assertIn("--control-socket", self.complete("imapsweepd", "imapsweepd --c"))
+        self.assertIn("--check-config", self.complete("imapsweepd", "imapsweepd --c"))
+
+    def test_imapsweepctl(self) -> None:
+        self.assertEqual(self.complete("imapsweepctl", "imapsweepctl "),
+                         ["metrics", "reload", "status", "sweep", "version"])  # fmt: skip
+        self.assertIn("--check", self.complete("imapsweepctl", "imapsweepctl status --"))
+        self.assertNotIn("--check", self.complete("imapsweepctl", "imapsweepctl sweep --"))
+        self.assertIn("--output", self.complete("imapsweepctl", "imapsweepctl metrics --"))
+        # instances: the sockets in the user's folder
+        run = Path(tempfile.mkdtemp(prefix="imapsweep-compl-", dir="/tmp"))
+        self.addCleanup(shutil.rmtree, run)
+        os.chmod(run, 0o755)
+        (run / "imapsweep").mkdir(mode=0o755)
+        for name in ("shard1", "shard2"):
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(str(run / "imapsweep" / f"{name}.sock"))
+            s.close()
+        (run / "imapsweep" / "not-a-socket.sock").write_text("")
+        # (root's folder is /run/imapsweep: this runs as a user)
+        out = self.complete_as_user("imapsweepctl -i sh", {"XDG_RUNTIME_DIR": str(run)})
+        self.assertEqual(out, ["shard1", "shard2"])
+        self.assertEqual(self.complete_as_user("imapsweepctl -i ", {"XDG_RUNTIME_DIR": str(run)}),
+                         ["shard1", "shard2"])  # fmt: skip
+
+    def complete_as_user(self, line: str, env: dict[str, str]) -> list[str]:
+        words = line.split(" ")
+        script = (
+            "source /usr/share/bash-completion/bash_completion\n"
+            f"source {REPO_ROOT}/completion/imapsweepctl\n"
+            'COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
+            f"COMP_LINE={json.dumps(line)}; COMP_POINT=${{#COMP_LINE}}\n"
+            "_imapsweepctl\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        r = subprocess.run(["setpriv", f"--reuid={USER_ID}", f"--regid={USER_ID}", "--clear-groups", "bash", "-c",
+                            script, "bash", *words], capture_output=True, text=True, timeout=30, cwd="/",
+                           env=dict(os.environ, PATH="/usr/bin:/bin", **env))  # fmt: skip
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(x for x in r.stdout.splitlines() if x)
+
+
+class InstallTest(unittest.TestCase):
+    """make install with other directories, into a staging root, then make
+    uninstall: what install adds is removed; a configuration the operator
+    wrote stays. The build goes to its own folder (SYSCONFDIR is compiled
+    in)."""
+
+    def make(self, *args: str) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["make", "-s", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def test_install_uninstall(self) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="imapsweep-install-"))
+        self.addCleanup(shutil.rmtree, tmp)
+        dest = tmp / "root"
+        dirs = {"BUILD": str(tmp / "build"), "DESTDIR": str(dest), "PREFIX": "/opt/isw",
+                "SYSCONFDIR": "/opt/isw/etc"}  # fmt: skip
+        args = [f"{k}={v}" for k, v in dirs.items()]
+        r = self.make("-j2", "install", *args)
+        self.assertIn("it watches nothing until you write your own", r.stdout)
+        files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+        self.assertEqual(files, sorted([
+            "opt/isw/sbin/imapsweepd", "opt/isw/bin/imapsweepctl",
+            "opt/isw/share/man/man8/imapsweepd.8", "opt/isw/share/man/man1/imapsweepctl.1",
+            "opt/isw/share/man/man5/imapsweep.yaml.5",
+            *[f"opt/isw/lib/systemd/system/{p.name}" for p in (REPO_ROOT / "systemd").iterdir() if p.is_file()],
+            "opt/isw/lib/systemd/user/imapsweepd.service",
+            "opt/isw/share/bash-completion/completions/imapsweepd",
+            "opt/isw/share/bash-completion/completions/imapsweepctl",
+            "opt/isw/share/doc/imapsweep/README.md", "opt/isw/share/doc/imapsweep/NEWS.md",
+            "opt/isw/share/doc/imapsweep/guide.md", "opt/isw/share/doc/imapsweep/examples/imapsweep.yaml",
+            "opt/isw/etc/imapsweep/imapsweep.yaml", "opt/isw/etc/imapsweep/imapsweep.yaml.example",
+        ]))  # fmt: skip
+        # SYSCONFDIR everywhere: compiled in, in the units, in the inert file
+        d = dest / "opt/isw/sbin/imapsweepd"
+        out = subprocess.run([str(d), "--help"], capture_output=True, text=True, timeout=30).stdout
+        self.assertIn("(default /opt/isw/etc/imapsweep/imapsweep.yaml)", out)
+        unit = (dest / "opt/isw/lib/systemd/system/imapsweepd.service").read_text()
+        self.assertIn("ExecStart=/opt/isw/sbin/imapsweepd -c /opt/isw/etc/imapsweep/imapsweep.yaml", unit)
+        self.assertNotIn("/etc/imapsweep/imapsweep.yaml\n", unit.replace("/opt/isw/etc/imapsweep/imapsweep.yaml", ""))
+        metrics = (dest / "opt/isw/lib/systemd/system/imapsweep-metrics.service").read_text()
+        self.assertIn("ExecStart=/opt/isw/bin/imapsweepctl metrics", metrics)
+        inert = dest / "opt/isw/etc/imapsweep/imapsweep.yaml"
+        self.assertIn("/opt/isw/share/doc/imapsweep/examples/imapsweep.yaml", inert.read_text())
+        r = subprocess.run([str(d), "--check-config", "-c", str(inert)], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 78, "the inert configuration is refused")
+        self.assertIn("at least one account is required", r.stderr)
+
+        # a second install keeps the configuration the operator wrote
+        inert.write_text("# mine\n")
+        r = self.make("install", *args)
+        self.assertIn("kept existing", r.stdout)
+        self.assertEqual(inert.read_text(), "# mine\n")
+        # uninstall: everything but that file, and no empty folder of ours
+        r = self.make("uninstall", *args)
+        self.assertIn("kept", r.stdout)
+        left = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+        self.assertEqual(left, ["opt/isw/etc/imapsweep/imapsweep.yaml"])
+        self.assertFalse((dest / "opt/isw/share/doc/imapsweep").exists())
+        # an untouched inert configuration goes with the rest
+        inert.unlink()
+        self.make("install", *args)
+        self.make("uninstall", *args)
+        self.assertEqual([p for p in dest.rglob("*") if p.is_file()], [])
+        self.assertFalse((dest / "opt/isw/etc/imapsweep").exists())
