@@ -46,6 +46,9 @@ $(shell mkdir -p $(BUILD))
 $(file >$(FLAGS_FILE).new,$(CC) $(ALL_CFLAGS) $(LDFLAGS))
 $(shell cmp -s $(FLAGS_FILE).new $(FLAGS_FILE) && rm -f $(FLAGS_FILE).new || mv -f $(FLAGS_FILE).new $(FLAGS_FILE))
 endif
+# (`make clean all`: written at parse time only without clean)
+$(FLAGS_FILE):
+	@mkdir -p $(@D) && touch $@
 
 # One folder per layer, dependencies pointing down only (scripts/lint checks
 # it): base <- imap <- sweep <- service.
