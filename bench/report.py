@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """docs/benchmarks.md and docs/reaction.png from bench/run.py's results."""
 
 from __future__ import annotations

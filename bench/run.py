@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """imapsweep benchmarks: `make bench` / `make bench-quick`.
 
     python3 bench/run.py --quick|--full [--only purge,reaction,scale]

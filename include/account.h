@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* account: the watchers of one configured account and its connection
  * budget. With N watched mailboxes and max_connections B, every mailbox
  * gets its own IDLE connection when N <= B; otherwise B - 1 do, and the

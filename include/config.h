@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config: load the YAML configuration into an immutable,
  * validated model. Never logs: every problem becomes a diagnostic with
  * FILE:LINE:COLUMN (both from 1). The loaded model is reference-counted so a
@@ -137,12 +138,12 @@ int config_load_buffer(const char *name, const char *data, size_t len,
                        struct config **config_r, struct config_diag *diag);
 
 /* --check-config's look beyond the file (config_check.c): every
- * password_file exists and can be read (errors), is not under /home, /root
- * or /run/user, which the unit hides (ProtectHome=yes), nor readable by
- * others, and, when run as root, can be read by the service's user
- * "imapsweep" (warnings); with $CREDENTIALS_DIRECTORY set, every
- * password_credential exists there (errors). Adds to diag; returns the
- * number of errors added. */
+ * password_file exists and can be read (errors), is not readable by others,
+ * and, when run as root (the system unit's case), is not under /home, /root
+ * or /run/user, which the unit hides (ProtectHome=yes), and can be read by
+ * the service's user "imapsweep" (warnings); with $CREDENTIALS_DIRECTORY
+ * set, every password_credential exists there (errors). Adds to diag;
+ * returns the number of errors added. */
 size_t config_check_environment(const struct config *c,
                                 struct config_diag *diag);
 /* One line per rule for --check-config: "rule cron-noise: delete messages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* control: the control socket, a Unix stream socket. One request line in,
  * one reply line out (their form is ctl_proto.h's); the connection stays
  * open for more. Peers are checked with SO_PEERCRED (root, the daemon's own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon: wires everything together. It owns the loop, the signal handlers
  * (SIGHUP reloads; SIGTERM and SIGINT stop), the accounts, the reload
  * transaction (a new config is built and validated first; only a valid one
@@ -12,6 +13,9 @@
 
 struct daemon_opts {
     const char *config_path;
+    /* --control-socket: overrides daemon.control_socket ("" disables the
+     * socket); NULL when not given */
+    const char *control_socket;
     bool once;
     bool dry_run;
     bool level_set;            /* --log-level given: overrides the config */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* explain: why one message was (or would be) acted on, or left alone: "why
  * was this deleted?" and "why does my rule never match?".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_arg: the argument tree of one parsed IMAP response (RFC 3501 section 4
  * data formats). Arguments live in the parser's arena: they are borrowed,
  * valid only until the parser is fed again; copy anything you keep. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn: one IMAP session on a libuv loop, in the spirit of imaplib2: a
  * queue of tagged commands, each with a completion callback and an optional
  * handler for the untagged data it provokes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log: leveled logging to stderr. Under journald (JOURNAL_STREAM names our
  * stderr) each line starts with a "<N>" syslog priority, or goes to a sink
  * (notify.c registers one that sends structured journal fields); otherwise

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify: the systemd integration, and the only module that includes
  * libsystemd's headers. Without NOTIFY_SOCKET (or with a NULL notify)
  * every call is a no-op.

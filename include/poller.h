@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* poller: the one shared connection of an account's mailboxes beyond its
  * connection budget. Every poll_interval it asks STATUS for each shared
  * watcher and visits (watcher_visit) those that changed, one at a time, on

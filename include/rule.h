@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rule: the rule model (a match tree and an action) and its compilation into
  * an IMAP SEARCH plus client-side checks. No I/O, no logging; IMAP syntax is
  * produced only through imap_build.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* secret: reads an account's password or token from its source
  * when a connection authenticates: a file, a command's first output line, a
  * systemd credential, an environment variable, the inline value, or a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* session: an authenticated IMAP connection for an account. It waits for
  * an admission slot for the host, connects (implicit TLS, STARTTLS, plain
  * or a tunnel), fetches the secret from its source, logs in and wipes the

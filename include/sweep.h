@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: one pass of the rules over a selected mailbox on an imap_conn.
  *
  *  1. the top of the range (the highest UID now in the mailbox), fetched
@@ -87,6 +88,7 @@ struct sweep_result {
     const struct sweep_stat *stats;
     size_t n_stats;
     uint64_t duration_ms;
+    uint64_t duration_us;       /* the same, finer */
 };
 
 struct sweep;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* units: durations ("30s", "5m", "2h", "14d", "1w", "1h30m"; always with a
  * unit: a bare number is refused, never taken as seconds) and sizes ("512",
  * "10k", "5M", "1G"; a bare number is bytes; powers of 1024, an optional

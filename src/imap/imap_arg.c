@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "imap_arg.h"
 
 #include <stdio.h>

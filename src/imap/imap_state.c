@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn's session state: the state names and transitions, the
  * transport's events, the greeting, CAPABILITY and STARTTLS up to `ready`,
  * the capability list, response codes and SELECT. */

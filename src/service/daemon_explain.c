@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon_explain: "why was this deleted?" from the control socket
  * (imapsweepctl explain) and from the command line without a running
  * daemon (imapsweepd --explain). Both run src/sweep's explain. */

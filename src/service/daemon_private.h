@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon_private: what the daemon's files share. daemon.c runs the loop,
  * the signals, stopping and --once; daemon_reload.c loads configurations
  * (--check-config, the reload transaction); daemon_control.c answers the
@@ -26,6 +27,11 @@ struct transport_pool;
 
 struct daemon {
     struct daemon_opts opts;
+    /* the control socket when neither --control-socket nor the
+     * configuration names one (ctl_socket_dir); NULL when there is none
+     * to be had (no XDG_RUNTIME_DIR) */
+    char *default_socket;
+    struct watcher_stats stats;    /* every watcher's sweeps, since start */
     uv_loop_t loop;
     struct transport_pool *pool;
     struct gate_set *gates;
@@ -72,9 +78,11 @@ void daemon_log_warnings(const struct config_diag *diag);
 void daemon_add_account(struct daemon *d, struct account *a);
 /* --log-level if given, else the configuration's. */
 void daemon_apply_log_level(struct daemon *d);
-/* The control socket a configuration names: CTL_DEFAULT_SOCKET when it
- * names none (NULL); "" when it is disabled. */
-const char *daemon_control_socket(const struct config *c);
+/* The control socket under configuration c: --control-socket if given,
+ * else what c names, else d->default_socket; "" when disabled, NULL when
+ * the default is wanted but there is none. */
+const char *daemon_control_socket(const struct daemon *d,
+                                  const struct config *c);
 /* The transaction: load d's configuration file again; if valid, switch to
  * it, restarting only what changed. Returns 0, or -1 with the errors in
  * diag (the caller initialises and frees diag; warnings go there too). */

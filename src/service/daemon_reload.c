@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "daemon.h"
 #include "daemon_private.h"
 
@@ -116,12 +117,20 @@ daemon_apply_log_level(struct daemon *d)
                                     : d->config->daemon.log_level);
 }
 
-/* The socket a configuration names: NULL means the default. */
 const char *
-daemon_control_socket(const struct config *c)
+daemon_control_socket(const struct daemon *d, const struct config *c)
 {
-    return c->daemon.control_socket != NULL ? c->daemon.control_socket
-                                            : CTL_DEFAULT_SOCKET;
+    if (d->opts.control_socket != NULL)
+        return d->opts.control_socket;
+    if (c->daemon.control_socket != NULL)
+        return c->daemon.control_socket;
+    return d->default_socket;
+}
+
+static bool
+str_eq_null(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
 /* The transaction: the new config is complete and valid before anything
@@ -192,7 +201,8 @@ daemon_reload(struct daemon *d, struct config_diag *diag)
     d->accounts = keep;
     d->n_accounts = n_keep;
     d->cap_accounts = nc->n_accounts;
-    if (strcmp(daemon_control_socket(old), daemon_control_socket(nc)) != 0 ||
+    if (!str_eq_null(daemon_control_socket(d, old),
+                     daemon_control_socket(d, nc)) ||
         old->daemon.control_mode != nc->daemon.control_mode)
         log_notice("control socket settings changed: they apply at the "
                    "next restart");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imapsweepd: command line. */
 #include <getopt.h>
 #include <signal.h>
@@ -13,15 +14,20 @@
 #include "notify.h"
 
 static void
-usage(FILE *f)
+usage(FILE *f, const char *config)
 {
     fprintf(f,
-            "usage: imapsweepd [-c FILE] [--check-config] [--once] "
-            "[--dry-run]\n"
-            "                  [--log-level LEVEL] [--version] [--help]\n"
+            "usage: imapsweepd [-c FILE] [--control-socket PATH] "
+            "[--check-config] [--once]\n"
+            "                  [--dry-run] [--log-level LEVEL] [--version] "
+            "[--help]\n"
             "       imapsweepd [-c FILE] --explain ACCOUNT MAILBOX UID\n"
             "\n"
             "  -c, --config FILE   configuration (default %s)\n"
+            "      --control-socket PATH\n"
+            "                      control socket, overriding "
+            "daemon.control_socket\n"
+            "                      (\"\" disables it)\n"
             "      --check-config  validate the configuration and what it "
             "names (secret\n"
             "                      files, credentials), describe each rule, "
@@ -37,16 +43,17 @@ usage(FILE *f)
             "trace\n"
             "      --version       print the version\n"
             "  -h, --help          this text\n",
-            CTL_DEFAULT_CONFIG);
+            config != NULL ? config : "none: no home directory");
 }
 
 int
 main(int argc, char **argv)
 {
     enum { OPT_CHECK = 256, OPT_SYNTAX, OPT_ONCE, OPT_DRY, OPT_LEVEL,
-           OPT_VERSION, OPT_EXPLAIN };
+           OPT_VERSION, OPT_SOCKET, OPT_EXPLAIN };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"control-socket", required_argument, NULL, OPT_SOCKET},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"syntax-only", no_argument, NULL, OPT_SYNTAX},
         {"explain", no_argument, NULL, OPT_EXPLAIN},
@@ -57,14 +64,20 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
+    struct daemon_opts opts = {.config_path = NULL};
+    char *dflt_err = NULL;
+    /* for root the system's, for a user their own (XDG) */
+    char *dflt = ctl_default_config(geteuid(), &dflt_err);
     bool check = false, syntax_only = false, explain = false;
-    int c;
+    int c, ret;
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             opts.config_path = optarg;
+            break;
+        case OPT_SOCKET:
+            opts.control_socket = optarg;
             break;
         case OPT_CHECK:
             check = true;
@@ -85,42 +98,58 @@ main(int argc, char **argv)
             if (log_level_parse(optarg, &opts.level) < 0) {
                 fprintf(stderr, "imapsweepd: unknown log level \"%s\"\n",
                         optarg);
-                return CTL_EXIT_USAGE;
+                ret = CTL_EXIT_USAGE;
+                goto out;
             }
             opts.level_set = true;
             break;
         case OPT_VERSION:
             printf("imapsweepd %s\n", IMAPSWEEP_VERSION);
-            return 0;
+            ret = 0;
+            goto out;
         case 'h':
-            usage(stdout);
-            return 0;
+            usage(stdout, dflt);
+            ret = 0;
+            goto out;
         default:
-            usage(stderr);
-            return CTL_EXIT_USAGE;
+            usage(stderr, dflt);
+            ret = CTL_EXIT_USAGE;
+            goto out;
         }
     }
     if (explain && (argc - optind != 3 || check || opts.once)) {
         fprintf(stderr, "imapsweepd: --explain takes ACCOUNT MAILBOX UID "
                         "(and not --check-config or --once)\n");
-        usage(stderr);
-        return CTL_EXIT_USAGE;
+        usage(stderr, dflt);
+        ret = CTL_EXIT_USAGE;
+        goto out;
     }
     if (!explain && optind < argc) {
         fprintf(stderr, "imapsweepd: unexpected argument \"%s\"\n",
                 argv[optind]);
-        usage(stderr);
-        return CTL_EXIT_USAGE;
+        usage(stderr, dflt);
+        ret = CTL_EXIT_USAGE;
+        goto out;
     }
     if (check && opts.once) {
         fprintf(stderr, "imapsweepd: --check-config and --once exclude "
                         "each other\n");
-        return CTL_EXIT_USAGE;
+        ret = CTL_EXIT_USAGE;
+        goto out;
+    }
+    if (opts.config_path == NULL) {
+        if (dflt == NULL) {
+            fprintf(stderr, "imapsweepd: %s\n", dflt_err);
+            ret = CTL_EXIT_CONFIG;
+            goto out;
+        }
+        opts.config_path = dflt;
     }
     if (syntax_only && !check) {
         fprintf(stderr, "imapsweepd: --syntax-only goes with "
                         "--check-config\n");
-        return CTL_EXIT_USAGE;
+        ret = CTL_EXIT_USAGE;
+        goto out;
     }
     /* a peer that vanishes must not kill the process mid-write */
     signal(SIGPIPE, SIG_IGN);
@@ -135,12 +164,20 @@ main(int argc, char **argv)
     log_init();
     if (opts.level_set)
         log_set_level(opts.level);
-    if (check)
-        return daemon_check_config(opts.config_path, !syntax_only);
-    if (explain)
-        return daemon_explain(&opts, argv[optind], argv[optind + 1],
-                              argv[optind + 2]);
+    if (check) {
+        ret = daemon_check_config(opts.config_path, !syntax_only);
+        goto out;
+    }
+    if (explain) {
+        ret = daemon_explain(&opts, argv[optind], argv[optind + 1],
+                             argv[optind + 2]);
+        goto out;
+    }
     if (log_to_journal() && !opts.once && notify_journal_available())
         log_set_sink(notify_journal_sink, NULL);
-    return daemon_run(&opts);
+    ret = daemon_run(&opts);
+out:
+    free(dflt);
+    free(dflt_err);
+    return ret;
 }

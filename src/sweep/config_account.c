@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_account: accounts and their connection settings: the settings
  * table with built-in defaults, the `defaults` section, the merge (account,
  * else defaults, else built in), secret sources, account rule lists, and

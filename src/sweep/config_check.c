@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_check: what --check-config knows beyond the YAML: the secret
  * files and credentials the accounts name, as the service will meet them;
  * and each rule in words, with where it applies. Free of libyaml. */
@@ -105,7 +106,9 @@ check_password_file(struct check *k, const struct config_account *a)
     if (path[0] != '/')
         check_msg(k, true, s, "password_file %s is a relative path: the "
                   "service resolves it from / (write the full path)", path);
-    if (hidden_by_unit(path))
+    /* the system unit's sandbox (run as root, or as the service in
+     * ExecStartPre); a user's own daemon sees its home */
+    if (geteuid() == 0 && hidden_by_unit(path))
         check_msg(k, true, s, "password_file %s is under /home, /root or "
                   "/run/user, which the systemd unit hides (ProtectHome=yes): "
                   "the service will not find it (move it to "

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_private.h: what the files of the config loader share (config.c,
  * config_yaml.c, config_account.c, config_rule.c): the loader's state and
  * the typed YAML access of config_yaml.c. The only header with yaml.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_rule: rules as the loader reads them: match trees built through
  * the rule module's setters (rule_validate() then checks their structure)
  * and actions. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_yaml: the loader's typed access to the YAML document: node
  * positions, diagnostics at a node, alias-bounded visits, mapping entries
  * with "did you mean" suggestions for unknown keys, and getters for text,

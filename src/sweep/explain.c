@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* explain: one message, read-only, over a session of its own: EXAMINE,
  * one FETCH (BODY.PEEK), the sweep's own evaluation of the rules without
  * acting, then one SEARCH per server part (and per auxiliary search) of

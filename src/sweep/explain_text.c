@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* explain_text: an explain report for people, and its freeing. */
 #include "explain.h"
 

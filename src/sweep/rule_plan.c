@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rule_plan: compiling a rule's match tree into its SEARCH plan (the main
  * search, auxiliary searches) and evaluating the rest on the client. */
 #include "rule.h"

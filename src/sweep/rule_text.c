@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rule_text: rules in words, for --check-config's summary, explain and
  * warnings: "delete messages whose From contains "Cron Daemon"". */
 #include "rule.h"

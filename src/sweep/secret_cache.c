@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* secret_cache: one account's secret, shared by its connections. A
  * password_command or token_command runs once for all of them (8 mailboxes
  * made 8 runs at start and after every token expiry); the result is kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: lifetime, the top of the range, the searches, and the phase
  * machine that drives fetching (sweep_fetch.c), evaluation (sweep_eval.c)
  * and the actions (sweep_act.c). */
@@ -386,7 +387,8 @@ finish(struct sweep *s)
     s->result.uid_top = s->uid_top;
     s->result.stats = s->stats;
     s->result.n_stats = s->n_rules;
-    s->result.duration_ms = (uint64_t)(uv_hrtime() / 1000000) - s->started_ms;
+    s->result.duration_us = (uv_hrtime() - s->started_ns) / 1000;
+    s->result.duration_ms = s->result.duration_us / 1000;
     s->cb(s, &s->result, s->cb_arg);
     sweep_free(s);
 }
@@ -485,7 +487,7 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
         s->p.max_set_len = DEFAULT_SET_LEN;
     s->cb = cb;
     s->cb_arg = arg;
-    s->started_ms = uv_hrtime() / 1000000;
+    s->started_ns = uv_hrtime();
     s->uid_lo = p->uid_lo ? p->uid_lo : 1;
     s->full = s->uid_lo == 1;
     s->esearch = imap_conn_has_cap(p->conn, "ESEARCH");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 6: the actions, batched over chunked UID sets with the
  * UIDVALIDITY re-checked before every command; the audit lines for what was
  * acted on; the \Trash lookup. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 4: evaluation. Pure: it works on the rules' search results
  * and the fetched records only, never on the connection. */
 #include "sweep_private.h"

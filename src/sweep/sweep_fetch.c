@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 3 (and 5): the client-side data the rules need. Auxiliary
  * and flag searches are queued with the sweep's own; header fields and
  * INTERNALDATE are fetched in chunks, and BODY.PEEK[TEXT] is streamed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep internals shared by its files:
  *  sweep.c        lifetime, the top of the range, searches, phase machine;
  *  sweep_fetch.c  client-side data: auxiliary and flag searches, header,
@@ -86,7 +87,7 @@ struct sweep {
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;
-    uint64_t started_ms;
+    uint64_t started_ns;        /* uv_hrtime() at the start */
     bool full;
     uint32_t uid_lo, uid_top;
     uint32_t uid_end;       /* uid_hi or uid_top: the range decided on */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "watcher.h"
 
 #include <stdarg.h>
@@ -77,6 +78,22 @@ const char *
 watcher_state_name(enum watcher_state s)
 {
     return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+const uint64_t watcher_sweep_bounds_us[WATCHER_SWEEP_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000, UINT64_MAX,
+};
+
+void
+watcher_sweep_hist_add(struct watcher_sweep_hist *h, uint64_t us)
+{
+    h->count++;
+    h->sum_us += us;
+    for (size_t i = 0; i < WATCHER_SWEEP_BUCKETS; i++) {
+        if (us <= watcher_sweep_bounds_us[i])
+            h->le[i]++;
+    }
 }
 
 static void start_connect(struct watcher *w);
@@ -354,6 +371,10 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
+        if (w->env->stats != NULL)
+            watcher_sweep_hist_add(r->full ? &w->env->stats->full
+                                           : &w->env->stats->incremental,
+                                   r->duration_us);
         for (size_t i = 0; i < r->n_stats && refused == NULL; i++) {
             if (r->stats[i].failed)
                 refused = &r->stats[i];

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """No surprises (issue 13): a configuration mistake must never touch the
 wrong mail.  Against Dovecot (checked with the independent oracle) and the
 scripted server (whose transcript shows every command sent):
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import REPO_ROOT, binary, build_dir  # noqa: E402
+from harness import binary  # noqa: E402
 from harness.daemon import dovecot_sessions  # noqa: E402
 from harness.fakeimap import SCENARIOS, FakeImap  # noqa: E402
 from harness.mail import cron_mail, make_mail, ordinary_mail  # noqa: E402
@@ -405,47 +406,6 @@ class TokenOncePerAccountTest(DovecotCase):
         im = self.oracle(user)
         uid = im.append("INBOX", cron_mail(3))
         wait_for(lambda: uid not in im.uids("INBOX"), 10, what="the cron mail deleted after the new token")
-
-# ---------------------------------------------------------------------------
-class InertInstallTest(unittest.TestCase):
-    """`make install` on a machine without a configuration installs one that
-    watches nothing and that --check-config (the unit's ExecStartPre)
-    refuses with one line, never the example: `systemctl enable --now
-    imapsweepd` must not dial example.org or spawn the example's commands."""
-
-    def test_first_install_is_inert(self) -> None:
-        dest = Path(tempfile.mkdtemp(prefix="imapsweep-install-", dir=tmp_root()))
-        self.addCleanup(shutil.rmtree, dest, ignore_errors=True)
-
-        def install() -> subprocess.CompletedProcess[str]:
-            r = subprocess.run(["make", "-s", "-C", str(REPO_ROOT), "install", f"DESTDIR={dest}", "PREFIX=/usr",
-                                f"BUILD={build_dir()}"], capture_output=True, text=True, timeout=300)  # fmt: skip
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            return r
-
-        r = install()
-        etc = dest / "etc" / "imapsweep"
-        self.assertEqual((etc / "imapsweep.yaml.example").read_text(), (REPO_ROOT / "conf/imapsweep.yaml").read_text())
-        config = etc / "imapsweep.yaml"
-        self.assertEqual(config.read_text(), (REPO_ROOT / "conf/first-install.yaml").read_text())
-        self.assertIn("which watches nothing", r.stdout)
-        # refused, in one line that says what to do
-        c = subprocess.run([str(dest / "usr/sbin/imapsweepd"), "--check-config", "-c", str(config)],
-                           capture_output=True, text=True)  # fmt: skip
-        self.assertEqual((c.returncode, c.stdout), (78, ""))
-        self.assertEqual(c.stderr.splitlines(), [f"{config}:1:1: empty configuration: no accounts or rules yet "
-                                                 "(write them here: every key is in imapsweep.yaml(5) and the "
-                                                 "commented example imapsweep.yaml.example)"])  # fmt: skip
-        # the daemon itself refuses the same way, without connecting anywhere
-        c = subprocess.run([str(dest / "usr/sbin/imapsweepd"), "--once", "-c", str(config)], capture_output=True,
-                           text=True, timeout=30)  # fmt: skip
-        self.assertEqual(c.returncode, 78, c.stderr)
-        # an operator's configuration is never replaced
-        config.write_text("# mine\n")
-        r = install()
-        self.assertEqual(config.read_text(), "# mine\n")
-        self.assertIn("kept existing", r.stdout)
-
 
 # ---------------------------------------------------------------------------
 def parse_journal_datagram(data: bytes) -> dict[str, str]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd as a service: sd_notify as systemd
 would see it, socket activation, reload by SIGHUP and over the control
 socket, SIGTERM/SIGINT, and --check-config.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd end to end against a real Dovecot: rules, actions, expunge
 modes, continuous mode, UIDVALIDITY changes, restarts, dry runs.
 

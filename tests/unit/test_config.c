@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The configuration loader: the model built from a valid file, and the
  * exact FILE:LINE:COLUMN text of every kind of diagnostic. */
 #include <errno.h>
@@ -884,9 +885,8 @@ test_empty_file(void **state)
 {
     (void)state;
 #define EMPTY                                                                 \
-    "t.yaml:1:1: empty configuration: no accounts or rules yet (write them "  \
-    "here: every key is in imapsweep.yaml(5) and the commented example "      \
-    "imapsweep.yaml.example)"
+    "t.yaml:1:1: empty configuration: no accounts or rules yet (every key "   \
+    "is described in imapsweep.yaml(5) and shown in the commented example)"
     EXPECT_ERRORS("", EMPTY);
     EXPECT_ERRORS("# only a comment\n\n", EMPTY);
     EXPECT_ERRORS("---\n...\n", EMPTY);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Configuration mistakes that must never delete the wrong mail (issue 13):
  * each is refused (or warned about) with its exact FILE:LINE:COLUMN and a
  * hint, the way a user coming from imapfilter, Sieve or a script would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The journal fields of a log line: what `journalctl RULE=cron-noise
  * ACTION=delete` finds, and what it must not find (a preview). */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rule compilation: rule YAML in, exact SEARCH text out; and client-side
  * evaluation of what SEARCH cannot decide. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The account's secret cache: a command runs once for all connections,
  * again after a refusal (drop) or a JWT's exp; other sources are read at
  * each login. On a real loop, with real commands. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Durations, sizes and the reconnect backoff. */
 #include <errno.h>
 #include <stdarg.h>
