@@ -173,6 +173,8 @@ class MonitoringTest(unittest.TestCase):
         try:
             self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} status "), ["bad", "main"])
             self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} sweep main I"), ["INBOX"])
+            self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} explain m"), ["main"])
+            self.assertEqual(c.complete("imapsweepctl", f"imapsweepctl -s {self.sock} explain main I"), ["INBOX"])
         finally:
             c.doCleanups()
 
@@ -492,10 +494,12 @@ class CompletionTest(unittest.TestCase):
         self.assertEqual(self.complete("imapsweepd", "imapsweepd --log-level t"), ["trace"])
         self.assertIn("--control-socket", self.complete("imapsweepd", "imapsweepd --c"))
         self.assertIn("--check-config", self.complete("imapsweepd", "imapsweepd --c"))
+        self.assertEqual(self.complete("imapsweepd", "imapsweepd --ex"), ["--explain"])
+        self.assertEqual(self.complete("imapsweepd", "imapsweepd --sy"), ["--syntax-only"])
 
     def test_imapsweepctl(self) -> None:
         self.assertEqual(self.complete("imapsweepctl", "imapsweepctl "),
-                         ["metrics", "reload", "status", "sweep", "version"])  # fmt: skip
+                         ["explain", "metrics", "reload", "status", "sweep", "version"])  # fmt: skip
         self.assertIn("--check", self.complete("imapsweepctl", "imapsweepctl status --"))
         self.assertNotIn("--check", self.complete("imapsweepctl", "imapsweepctl sweep --"))
         self.assertIn("--output", self.complete("imapsweepctl", "imapsweepctl metrics --"))
