@@ -427,10 +427,11 @@ json_str_or_null(const char *s)
 char *
 ctl_reply_explain(const struct explain_report *r)
 {
-    json_t *x, *rules = json_array();
+    json_t *x, *rules;
 
     if (r->error != NULL)
         return ctl_reply_error(r->error);
+    rules = json_array();
     for (size_t i = 0; i < r->n_rules; i++) {
         const struct explain_rule *er = &r->rules[i];
         json_t *parts = json_array();
