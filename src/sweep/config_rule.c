@@ -453,7 +453,7 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
     struct entry *e;
     char label[320];
     bool has_match = false, has_action = false;
-    size_t n;
+    size_t n, errors_before = l->diag->n_errors;
 
     n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
@@ -536,7 +536,9 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
         config_error_at(l, map, "%s has no match", label);
     if (!has_action)
         config_error_at(l, map, "%s has no action", label);
+    /* (a key refused above left a placeholder: say nothing about it) */
     if (r->match != NULL && rule_validate(r, validate_report, l) == 0 &&
+        l->diag->n_errors == errors_before &&
         (r->action == RULE_ACTION_DELETE || r->action == RULE_ACTION_TRASH) &&
         rule_match_is_broad(r)) {
         char *m = rule_describe_match(r->match);

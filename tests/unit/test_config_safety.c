@@ -284,6 +284,20 @@ test_broad_delete_rule(void **state)
                       "subject, or all: true if that is meant)"));
 }
 
+/* A key refused for its value is not then taken for a broad rule. */
+static void
+test_no_broad_warning_after_an_error(void **state)
+{
+    (void)state;
+    expect_diags(ACCOUNT
+                 "rules:\n"
+                 "  - {name: old, match: {older_than: 14}, action: delete}\n",
+                 LIST("t.yaml:4:37: older_than \"14\" has no unit: did you "
+                      "mean 14d? (durations are written 30s, 5m, 2h, 14d, "
+                      "1w)"),
+                 NONE);
+}
+
 /* --- --check-config: beyond the file -------------------------------------- */
 
 static char tmpdir[] = "/tmp/imapsweep-check-XXXXXX";
@@ -472,6 +486,7 @@ main(void)
         cmocka_unit_test(test_create_only_when_asked),
         cmocka_unit_test(test_port_and_tls_disagree),
         cmocka_unit_test(test_broad_delete_rule),
+        cmocka_unit_test(test_no_broad_warning_after_an_error),
         cmocka_unit_test(test_secret_files_and_credentials),
         cmocka_unit_test(test_rule_summaries),
     };
