@@ -53,6 +53,10 @@ struct session *session_new(const struct session_env *env,
                             const struct session_events *ev, void *arg);
 /* The connection (NULL before it exists or after it closed). */
 struct imap_conn *session_conn(const struct session *s);
+/* A reload kept the account with the same connection settings: acc (in
+ * the new configuration) replaces the one given to session_new(), which
+ * may go with the old configuration. NULL-safe. */
+void session_set_account(struct session *s, const struct config_account *acc);
 /* LOGOUT after what is queued; `closed` follows with err 0. If the session
  * is not logged in yet it just ends (closed with err 0, from the loop). */
 void session_logout(struct session *s);

@@ -366,6 +366,7 @@ void
 poller_set_account(struct poller *p, const struct config_account *acc)
 {
     p->acc = acc;
+    session_set_account(p->session, acc);
 }
 
 void

@@ -198,7 +198,7 @@ mode_hint(const struct session *s, const struct imap_conn *c, int err,
 {
     const struct config_account *a = s->acc;
 
-    if (a->tunnel != NULL || imap_conn_greeted(c))
+    if (imap_conn_greeted(c) || a->tunnel != NULL)
         return NULL;
     /* a TLS port says nothing until it hears a ClientHello */
     if (err == ERR_TIMEOUT && a->tls != CONFIG_TLS_IMPLICIT)
@@ -293,6 +293,13 @@ struct imap_conn *
 session_conn(const struct session *s)
 {
     return s->conn;
+}
+
+void
+session_set_account(struct session *s, const struct config_account *acc)
+{
+    if (s != NULL)
+        s->acc = acc;
 }
 
 void

@@ -789,6 +789,7 @@ watcher_update(struct watcher *w, struct config *config,
     config_unref(w->config);
     w->config = config;
     w->acc = account;
+    session_set_account(w->session, account);
     w->rules_canon = NULL;
     compute_rules(w);
     rules_changed = strcmp(old, w->rules_canon) != 0;
