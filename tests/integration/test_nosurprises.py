@@ -131,6 +131,32 @@ class DryRunExamineTest(unittest.TestCase):
             self.assertEqual(sorted(got), ["EXAMINE Archive", "SELECT INBOX"])
 
 
+    def test_reload_from_preview_to_acting_selects(self) -> None:
+        """A reload that turns the preview into a real rule opens the mailbox
+        again, now with SELECT, and acts; and back to EXAMINE."""
+        mix = json.loads((SCENARIOS / "cron_mix.json").read_text())
+        with FakeImap(mix) as srv:
+            cfg = SweepConfig()
+            self.addCleanup(cfg.cleanup)
+            cfg.account("f", fake_account(srv.port))
+            cfg.rule("cron", CRON, "delete", dry_run=True)
+            d = Sweepd(cfg)
+            self.addCleanup(d.__exit__, None, None, None)
+            d.wait_ready()
+            self.assertEqual(selects(srv.client_commands()), ["EXAMINE INBOX"])
+            self.assertEqual(srv.uids(), list(range(1, 9)))
+            for dry, want, gone in ((False, "SELECT INBOX", True), (True, "EXAMINE INBOX", True)):
+                cfg.rules[0]["dry_run"] = dry
+                cfg.write()
+                mark = d.mark()
+                d.signal(signal.SIGHUP)
+                d.wait_for_log(r"reloaded \(generation \d\)", since=mark)
+                wait_for(lambda w=want: selects(srv.client_commands())[-1] == w, 10, what=want)
+                d.wait_ready()
+                if gone:
+                    wait_for(lambda: srv.uids() == [2, 4, 6, 8], 10, what="the cron mail deleted")
+
+
 class DryRunRecentTest(DovecotCase):
     """The same seen from Dovecot: \\Recent goes to the first session that
     SELECTs; after a dry run the oracle (which only EXAMINEs) still sees it."""
