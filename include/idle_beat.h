@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* idle_beat: is the server's IDLE a poll?
  *
  * A server whose IDLE only polls (Courier without IMAP_ENHANCEDIDLE,

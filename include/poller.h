@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* poller: the one shared connection of an account's mailboxes beyond its
  * connection budget. Every poll_interval it asks STATUS for each shared
  * watcher and visits (watcher_visit) those that changed, one at a time, on
@@ -8,7 +9,7 @@
  * Ownership. The owner (the account) owns the poller and the watchers;
  * the poller owns its session, its timer, its visit queue and its
  * in-flight STATUS commands. Everything passed to poller_new() is
- * borrowed: env, log, ops and tls must outlive the poller; acc must stay
+ * borrowed: env, log, ops, tls and secrets must outlive the poller; acc must stay
  * valid until replaced with poller_set_account(). The poller borrows
  * watchers in three places: its visit queue, the one being visited, and
  * each STATUS command in flight (it names its watcher for the error of a
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "watcher.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct poller;
 
@@ -47,7 +49,8 @@ struct poller_ops {
 /* Create; it does not connect until poller_start(). */
 struct poller *poller_new(const struct watcher_env *env,
                           const struct config_account *acc,
-                          struct tls_ctx *tls, const struct log_ctx *log,
+                          struct tls_ctx *tls, struct secret_cache *secrets,
+                          const struct log_ctx *log,
                           const struct poller_ops *ops, void *arg);
 /* Connect (the shared watchers show connecting), then poll. */
 void poller_start(struct poller *p);

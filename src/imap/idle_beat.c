@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* idle_beat: a polling IDLE told from a pushing one by the timing of what
  * it announces (see include/idle_beat.h for the reasoning). */
 #include "idle_beat.h"

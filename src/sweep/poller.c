@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "poller.h"
 
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct poller {
     const struct watcher_env *env;
     const struct config_account *acc;
     struct tls_ctx *tls;
+    struct secret_cache *secrets;   /* borrowed, like tls */
     const struct log_ctx *log;   /* the account's */
     const struct poller_ops *ops;
     void *arg;
@@ -328,22 +330,23 @@ poller_connect(struct poller *p)
 {
     p->st = PS_CONNECTING;
     set_shared_states(p, WATCHER_CONNECTING, NULL);
-    p->session = session_new(&p->env->session, p->acc, p->tls, NULL,
-                             &poller_events, p);
+    p->session = session_new(&p->env->session, p->acc, p->tls, p->secrets,
+                             NULL, &poller_events, p);
 }
 
 /* --- the owner's calls --------------------------------------------------- */
 
 struct poller *
 poller_new(const struct watcher_env *env, const struct config_account *acc,
-           struct tls_ctx *tls, const struct log_ctx *log,
-           const struct poller_ops *ops, void *arg)
+           struct tls_ctx *tls, struct secret_cache *secrets,
+           const struct log_ctx *log, const struct poller_ops *ops, void *arg)
 {
     struct poller *p = xcalloc(1, sizeof(*p));
 
     p->env = env;
     p->acc = acc;
     p->tls = tls;
+    p->secrets = secrets;
     p->log = log;
     p->ops = ops;
     p->arg = arg;
@@ -363,6 +366,7 @@ void
 poller_set_account(struct poller *p, const struct config_account *acc)
 {
     p->acc = acc;
+    session_set_account(p->session, acc);
 }
 
 void

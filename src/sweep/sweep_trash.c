@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: where trash goes when the account names no trash_mailbox.
  *
  * 1. LIST finds the folder marked \Trash (RFC 6154 SPECIAL-USE); NAMESPACE

@@ -1,4 +1,5 @@
-#include "watcher.h"
+/* SPDX-License-Identifier: MIT */
+#include "watcher_private.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -8,79 +9,10 @@
 
 #include "backoff.h"
 #include "errors.h"
-#include "idle_beat.h"
 #include "log.h"
+#include "secret.h"
 #include "tls.h"
-#include "units.h"
 #include "util.h"
-
-enum timer_kind { T_NONE, T_BACKOFF, T_FULL, T_POLL, T_STOP };
-
-struct watcher {
-    const struct watcher_env *env;
-    struct config *config;
-    const struct config_account *acc;
-    struct tls_ctx *tls;
-    char *account;
-    char *mailbox;
-    struct log_ctx log;         /* account, mailbox */
-    const struct rule **rules;
-    size_t n_rules;
-    char *rules_canon;
-    bool shared;
-    enum watcher_state state;
-    uint64_t state_since;
-    struct session *session;    /* dedicated watchers */
-    struct imap_conn *conn;     /* the session's, or the poller's */
-    struct sweep *sweep;
-    bool want_full, want_incr, need_reselect;
-    struct sweep_memo memo;
-    struct idle_beat beat;      /* does the server's IDLE only poll? */
-    uint64_t beat_idle_since;   /* the IDLE last sampled (one per IDLE) */
-    uint32_t uidvalidity, uid_swept, exists;
-    bool swept_once;
-    uv_timer_t timer;
-    enum timer_kind timer_kind;
-    uint64_t last_full_ms;
-    unsigned failures, reconnects;
-    unsigned sweep_failures;    /* failed sweeps in a row (connection up) */
-    uint64_t retry_ms;          /* a failed sweep is retried after this */
-    bool auth_failed;
-    char *last_error;
-    char *caps;
-    struct watcher_count *counts;
-    size_t n_counts, cap_counts;
-    uint64_t last_sweep, last_sweep_ms;
-    bool stopping;
-    struct session *retired;    /* logging out after becoming shared */
-    void (*stop_cb)(struct watcher *w, void *arg);
-    void *stop_arg;
-    bool logging_out;
-    /* shared watchers: the poller's visit */
-    bool visiting;
-    bool visit_full;
-    void (*visit_done)(struct watcher *w, bool ok, void *arg);
-    void *visit_arg;
-    bool once_reported;
-};
-
-static const char *const state_names[] = {
-    [WATCHER_CONNECTING] = "connecting",
-    [WATCHER_AUTHENTICATING] = "authenticating",
-    [WATCHER_SELECTING] = "selecting",
-    [WATCHER_SWEEPING] = "sweeping",
-    [WATCHER_IDLE] = "idle",
-    [WATCHER_POLLING] = "polling",
-    [WATCHER_BACKOFF] = "backoff",
-    [WATCHER_ERROR] = "error",
-    [WATCHER_STOPPED] = "stopped",
-};
-
-const char *
-watcher_state_name(enum watcher_state s)
-{
-    return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
 
 static void start_connect(struct watcher *w);
 static void start_sweep(struct watcher *w, bool full);
@@ -91,8 +23,8 @@ static void failure(struct watcher *w, int err, const char *fmt, ...)
 
 /* --- small helpers ------------------------------------------------------ */
 
-static void
-changed(struct watcher *w)
+void
+watcher_changed(struct watcher *w)
 {
     if (w->env->changed != NULL)
         w->env->changed(w->env->arg);
@@ -107,7 +39,7 @@ set_state(struct watcher *w, enum watcher_state st)
                 watcher_state_name(st));
     w->state = st;
     w->state_since = (uint64_t)time(NULL);
-    changed(w);
+    watcher_changed(w);
 }
 
 static void
@@ -257,31 +189,6 @@ go_idle(struct watcher *w)
 /* --- sweeping ------------------------------------------------------------ */
 
 static void
-add_count(struct watcher *w, const struct sweep_stat *st)
-{
-    const char *action = rule_action_name(st->action);
-
-    if (st->acted == 0)
-        return;
-    for (size_t i = 0; i < w->n_counts; i++) {
-        struct watcher_count *c = &w->counts[i];
-
-        if (strcmp(c->rule, st->rule) == 0 && strcmp(c->action, action) == 0
-            && c->dry == st->dry) {
-            c->n += st->acted;
-            return;
-        }
-    }
-    ARRAY_GROW(w->counts, w->cap_counts, w->n_counts + 1);
-    w->counts[w->n_counts].rule = xstrdup(st->rule);
-    util_strlcpy(w->counts[w->n_counts].action, action,
-                 sizeof(w->counts[w->n_counts].action));
-    w->counts[w->n_counts].dry = st->dry;
-    w->counts[w->n_counts].n = st->acted;
-    w->n_counts++;
-}
-
-static void
 finish_visit(struct watcher *w, bool ok)
 {
     void (*done)(struct watcher *, bool, void *) = w->visit_done;
@@ -352,7 +259,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     (void)s;
     w->sweep = NULL;
     for (size_t i = 0; i < r->n_stats; i++)
-        add_count(w, &r->stats[i]);
+        watcher_add_count(w, &r->stats[i]);
     w->last_sweep = (uint64_t)time(NULL);
     w->last_sweep_ms = r->duration_ms;
     if (r->err == 0) {
@@ -365,14 +272,17 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
-        for (size_t i = 0; i < r->n_stats; i++) {
+        if (w->env->stats != NULL)
+            watcher_sweep_hist_add(r->full ? &w->env->stats->full
+                                           : &w->env->stats->incremental,
+                                   r->duration_us);
+        for (size_t i = 0; i < r->n_stats && refused == NULL; i++) {
             if (r->stats[i].failed)
                 refused = &r->stats[i];
         }
         if (refused != NULL) {
-            /* the sweep went through but an action was refused or could
-             * not be sent (logged where it happened): keep it visible,
-             * and fail --once */
+            /* the sweep went through but an action failed (logged where
+             * it happened): keep it visible, and fail --once */
             char *msg = xasprintf("rule %s: %s", refused->rule,
                                   refused->why != NULL
                                       ? refused->why
@@ -414,7 +324,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
         if (w->env->once)
             report_once(w, false);
     }
-    changed(w);
+    watcher_changed(w);
     if (w->env->once && r->err == 0 && r->full)
         report_once(w, true);
     if (w->env->once && r->err != 0 && r->err != ERR_CANCELLED &&
@@ -506,11 +416,26 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     start_sweep(w, full);
 }
 
+/* When every rule that applies only previews, the mailbox is opened with
+ * EXAMINE: read-only, so nothing (not even \Recent) changes in it. */
+static bool
+all_dry(const struct watcher *w)
+{
+    for (size_t i = 0; i < w->n_rules; i++) {
+        if (!rule_is_dry(w->rules[i], w->env->cli_dry_run,
+                         w->config->daemon.dry_run))
+            return false;
+    }
+    return true;
+}
+
 static void
 reselect(struct watcher *w)
 {
     set_state(w, WATCHER_SELECTING);
-    if (imap_conn_select(w->conn, w->mailbox, false, select_done, w) < 0 &&
+    w->examined = all_dry(w);
+    if (imap_conn_select(w->conn, w->mailbox, w->examined, select_done,
+                         w) < 0 &&
         !w->visiting)
         failure(w, ERR_CLOSED, "connection closed while selecting");
 }
@@ -533,53 +458,18 @@ on_ready(struct session *sn, void *arg)
     reselect(w);
 }
 
-/* A change the server announced while idling (not in answer to one of
- * our commands): when, after that IDLE began, tells a polling IDLE from a
- * pushing one (idle_beat.h). One sample per IDLE: an EXISTS often comes
- * with a RECENT or FETCH in the same breath. */
-static void
-sample_idle_change(struct watcher *w, const struct imap_response *r)
-{
-    uint64_t since, now;
-
-    if (w->session == NULL || w->conn == NULL || w->visiting ||
-        (strcmp(r->name, "EXISTS") != 0 && strcmp(r->name, "EXPUNGE") != 0 &&
-         strcmp(r->name, "FETCH") != 0) ||
-        !imap_conn_idle_since(w->conn, &since) ||
-        since == w->beat_idle_since)
-        return;
-    w->beat_idle_since = since;
-    now = now_ms(w);
-    log_ctx_msg(&w->log, LL_DEBUG, "%s announced %.3f s into IDLE", r->name,
-                (double)(now - since) / 1000.0);
-    if (idle_beat_add(&w->beat, now - since)) {
-        char refresh[32];
-        char *text = xasprintf(
-            "IDLE on this server polls: changes arrive only every %.1f s "
-            "(on a beat from the start of IDLE), so new mail can wait that "
-            "long; idle_refresh (now %s) bounds the wait: set it lower",
-            (double)w->beat.beat_ms / 1000.0,
-            units_format_duration(w->acc->idle_refresh, refresh,
-                                  sizeof(refresh)));
-
-        (void)sweep_memo_note(&w->memo, &w->log, text);
-        free(text);
-        changed(w);
-    }
-}
-
 /* Events of whichever connection serves this watcher. */
 static void
 handle_event(struct watcher *w, const struct imap_response *r)
 {
     if (r->has_number && r->name != NULL)
-        sample_idle_change(w, r);
+        watcher_sample_idle_change(w, r);
     if (r->has_number && r->name != NULL) {
         if (strcmp(r->name, "EXISTS") == 0) {
             bool more = r->number > w->exists;
 
             w->exists = r->number;
-            changed(w);
+            watcher_changed(w);
             if (!more || w->state == WATCHER_SELECTING)
                 return;
             if (w->sweep != NULL) {
@@ -665,8 +555,8 @@ static void
 start_connect(struct watcher *w)
 {
     set_state(w, WATCHER_CONNECTING);
-    w->session = session_new(&w->env->session, w->acc, w->tls, w->mailbox,
-                             &session_events, w);
+    w->session = session_new(&w->env->session, w->acc, w->tls, w->secrets,
+                             w->mailbox, &session_events, w);
 }
 
 static void
@@ -717,7 +607,7 @@ failure(struct watcher *w, int err, const char *fmt, ...)
 struct watcher *
 watcher_new(const struct watcher_env *env, struct config *config,
             const struct config_account *account, struct tls_ctx *tls,
-            const char *mailbox, bool shared)
+            struct secret_cache *secrets, const char *mailbox, bool shared)
 {
     struct watcher *w = xcalloc(1, sizeof(*w));
 
@@ -725,6 +615,7 @@ watcher_new(const struct watcher_env *env, struct config *config,
     w->config = config_ref(config);
     w->acc = account;
     w->tls = tls ? tls_ctx_ref(tls) : NULL;
+    w->secrets = secrets ? secret_cache_ref(secrets) : NULL;
     w->account = xstrdup(account->name);
     w->mailbox = xstrdup(mailbox);
     w->log.account = w->account;
@@ -788,6 +679,7 @@ watcher_free(struct watcher *w)
     session_free(w->retired);
     config_unref(w->config);
     tls_ctx_unref(w->tls);
+    secret_cache_unref(w->secrets);
     sweep_memo_free(&w->memo);
     for (size_t i = 0; i < w->n_counts; i++)
         free(w->counts[i].rule);
@@ -807,25 +699,38 @@ watcher_update(struct watcher *w, struct config *config,
                const struct config_account *account)
 {
     char *old = w->rules_canon;
-    bool rules_changed;
+    bool rules_changed, mode_changed;
 
     config_ref(config);
     config_unref(w->config);
     w->config = config;
     w->acc = account;
+    session_set_account(w->session, account);
     w->rules_canon = NULL;
     compute_rules(w);
     rules_changed = strcmp(old, w->rules_canon) != 0;
     free(old);
-    if (!rules_changed)
+    /* from a preview to acting (or back): SELECT instead of EXAMINE */
+    mode_changed = w->conn != NULL && !w->visiting &&
+                   imap_conn_mailbox(w->conn)->selected &&
+                   all_dry(w) != w->examined;
+    if (!rules_changed && !mode_changed)
         return;
-    log_ctx_msg(&w->log, LL_INFO, "rules changed: sweeping again");
+    log_ctx_msg(&w->log, LL_INFO, "%s: sweeping again",
+                rules_changed ? "rules changed"
+                              : all_dry(w) ? "every rule is a dry run now"
+                                           : "rules act now");
+    if (mode_changed)
+        w->need_reselect = true;
     if (w->sweep != NULL) {
         sweep_cancel(w->sweep); /* nothing more acted on under old rules */
         w->want_full = true;
     } else if ((w->state == WATCHER_IDLE || w->state == WATCHER_POLLING) &&
                w->conn != NULL && !w->shared) {
-        start_sweep(w, true);
+        if (mode_changed)
+            reselect(w);        /* a full sweep follows the SELECT */
+        else
+            start_sweep(w, true);
     } else {
         w->want_full = true;
     }
@@ -905,18 +810,6 @@ watcher_set_shared_state(struct watcher *w, enum watcher_state st,
         report_once(w, false);
 }
 
-const char *
-watcher_mailbox(const struct watcher *w)
-{
-    return w->mailbox;
-}
-
-bool
-watcher_is_shared(const struct watcher *w)
-{
-    return w->shared;
-}
-
 void
 watcher_set_shared(struct watcher *w, bool shared)
 {
@@ -942,46 +835,4 @@ watcher_set_shared(struct watcher *w, bool shared)
     } else {
         start_connect(w);
     }
-}
-
-void
-watcher_status(const struct watcher *w, struct watcher_status *st)
-{
-    memset(st, 0, sizeof(*st));
-    st->account = w->account;
-    st->mailbox = w->mailbox;
-    st->state = w->state;
-    st->state_since = w->state_since;
-    st->shared = w->shared;
-    st->capabilities = w->caps ? w->caps : "";
-    st->uidvalidity = w->uidvalidity;
-    st->messages = w->exists;
-    st->uid_swept = w->uid_swept;
-    st->counts = w->counts;
-    st->n_counts = w->n_counts;
-    st->last_sweep = w->last_sweep;
-    st->last_sweep_ms = w->last_sweep_ms;
-    st->reconnects = w->reconnects;
-    st->last_error = w->last_error;
-    st->notes = (const char *const *)w->memo.notes;
-    st->n_notes = w->memo.n_notes;
-}
-
-uint64_t
-watcher_total_actions(const struct watcher *w)
-{
-    uint64_t n = 0;
-
-    for (size_t i = 0; i < w->n_counts; i++) {
-        if (!w->counts[i].dry)
-            n += w->counts[i].n;
-    }
-    return n;
-}
-
-bool
-watcher_is_watching(const struct watcher *w)
-{
-    return w->state == WATCHER_IDLE || w->state == WATCHER_POLLING ||
-           w->state == WATCHER_SWEEPING;
 }

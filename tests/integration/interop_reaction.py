@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Reaction time of imapsweepd per server (a measurement, not a test).
 
     python3 tests/integration/interop_reaction.py [-n 20] [--poll-seconds 60] [SERVER ...]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd against every test server: Dovecot, Cyrus 3.6 in both namespace
 modes, Courier-IMAP 5.0 (harness.interop).
 

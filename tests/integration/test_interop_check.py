@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """scripts/interop-check: how ``make check`` decides about the interop tests.
 
 It runs them when the machine can (root, unshare and overlayfs, the

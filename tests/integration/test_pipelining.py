@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Pipelined commands against a server whose Nagle algorithm is on.
 
 After an EXISTS the daemon sends ``DONE``, ``UID FETCH * (UID)`` and its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Gmail and Microsoft 365, as the scripted server plays them (issue 14).
 
 Each behaviour comes from the providers' documentation or, where they

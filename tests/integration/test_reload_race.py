@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A reload in the middle of a sweep.
 
 A reload during a sweep must not act on a set computed

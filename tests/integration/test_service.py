@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd as a service: sd_notify as systemd
 would see it, socket activation, reload by SIGHUP and over the control
 socket, SIGTERM/SIGINT, and --check-config.
@@ -540,10 +541,22 @@ class CheckConfigTest(unittest.TestCase):
         for value in re.findall(r"^    mailboxes: *([^#\n]*)", accounts_part, re.M):
             value = value.strip()
             n_mailboxes += len(value.strip("[]").split(",")) if value.startswith("[") else 1
-        r = imapsweepd("--check-config", "-c", str(example))
+        # the example names secret files that do not exist here: the file alone
+        r = imapsweepd("--check-config", "--syntax-only", "-c", str(example))
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, f"ok: {n_accounts} accounts, {n_mailboxes} mailboxes, {n_rules} rules\n")
+        self.assertEqual(r.stderr, "")
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], f"ok: {n_accounts} accounts, {n_mailboxes} mailboxes, {n_rules} rules")
+        # then each rule in words, with where it applies
+        names = re.findall(r"^  - name: (\S+)", rules_part, re.M)
+        self.assertEqual([line.split(":")[0] for line in lines[1:]], [f"rule {n}" for n in names])
+        self.assertIn('rule cron-noise: delete messages whose From contains "Cron Daemon"', r.stdout)
         self.assertGreater(n_accounts, 1)
+        # and without --syntax-only the missing password files are errors
+        r = imapsweepd("--check-config", "-c", str(example))
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertRegex(r.stderr, rf"(?m)^{re.escape(str(example))}:\d+:\d+: password_file /etc/imapsweep/"
+                                   r"\S+: No such file or directory$")  # fmt: skip
 
     def test_several_errors_with_positions(self) -> None:
         cfg = self.dir / "bad.yaml"
@@ -612,7 +625,7 @@ class CheckConfigTest(unittest.TestCase):
 
     def test_usage_errors(self) -> None:
         for args in (["--bogus"], ["--check-config", "-c", "x.yaml", "extra"], ["--check-config", "--once"],
-                     ["--log-level", "loud", "--check-config"], ["-c"]):  # fmt: skip
+                     ["--log-level", "loud", "--check-config"], ["-c"], ["--syntax-only"]):  # fmt: skip
             with self.subTest(args=args):
                 r = imapsweepd(*args)
                 self.assertEqual(r.returncode, 64, r.stderr)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where `trash` goes when the account names no trash_mailbox (issue 14).
 
 The folder marked \\Trash (SPECIAL-USE) if there is one; otherwise, as

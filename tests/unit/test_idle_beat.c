@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* idle_beat: a polling IDLE is found from the timing of what it announces;
  * changes at random times (a pushing server) are never taken for one. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Secret sources, each read on a real loop. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test-only certificates made with the OpenSSL API: a CA, leaf
  * certificates signed by it or by themselves, and server SSL_CTXs. Shared
  * by test_tls.c and test_transport.c. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A throwaway Courier-IMAP 5.0 (Debian's packages, unpacked) for interop tests.
 
 ``Courier(users=3, enhanced_idle=True)`` runs authdaemond and two

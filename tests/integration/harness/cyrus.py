@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A throwaway Cyrus IMAP 3.6 (Debian's packages, unpacked) for interop tests.
 
 ``Cyrus(users=3, altnamespace=False)`` runs ``master`` in a namespace of

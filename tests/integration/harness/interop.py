@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One test, every server: Dovecot, Cyrus (both namespace modes), Courier.
 
 A test module writes its cases once, in a mixin of ``ServerCase``, and

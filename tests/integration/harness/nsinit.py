@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """PID 1 of a test server's private mount and PID namespace.
 
 Run by ``harness.nsserver`` as ``unshare --mount --pid --fork --kill-child

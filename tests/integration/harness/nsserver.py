@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """IMAP servers that cannot be installed beside Dovecot, run in a namespace.
 
 Debian's cyrus-imapd and courier-imap conflict with dovecot-imapd (all

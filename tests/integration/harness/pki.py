@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The test PKI: a CA and server certificates made with the openssl CLI.
 
 Shared by every test server (``harness.dovecot``, ``harness.nsserver``).
