@@ -255,6 +255,9 @@ class FaultTest(DovecotCase):
         # match since the last sweep: another client flagged it.
         srv, d, im = self.start(scenario(), match={**CRON_RULE, "flagged": True})
         d.wait_ready()
+        # the daemon says "idle" once it has sent IDLE: count the IDLEs once
+        # the server has it, or the first one would pass for the sweep's
+        srv.wait_idle(1)
         idles = srv.client_commands().count("IDLE")
         uid = self.fake_append(fake_cron_mail(9), cron=True)
         # swept (not flagged yet: no match) and idle again
