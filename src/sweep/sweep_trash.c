@@ -65,7 +65,9 @@ sweep_trash_wanted(const struct sweep *s)
 {
     const struct sweep_memo *m = s->p.memo;
 
-    if (m == NULL || s->p.account->trash_mailbox != NULL)
+    /* explain only evaluates: where trash would go is not its question */
+    if (m == NULL || s->p.account->trash_mailbox != NULL ||
+        s->p.evaluate_only)
         return false;
     /* found: kept; none: looked for again at each full sweep */
     if (m->trash_looked_up && (m->trash != NULL || !s->full))
