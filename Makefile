@@ -36,6 +36,11 @@ LIB        := $(BUILD)/libimapsweep.a
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# The unit-test library (tests/unit/lib/testlib.h): the scripted server,
+# loop helpers, transcript assertions, the certificate fixture.
+TESTLIB_SRCS := $(wildcard tests/unit/lib/*.c)
+TESTLIB_OBJS := $(TESTLIB_SRCS:tests/unit/lib/%.c=$(BUILD)/tests/lib/%.o)
+TESTLIB    := $(BUILD)/libtest.a
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -49,9 +54,13 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/lib/%.o: tests/unit/lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit/lib -c $< -o $@
+
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/unit/lib -c $< -o $@
 
 $(BUILD)/tests/tools/%.o: tests/tools/%.c
 	@mkdir -p $(@D)
@@ -61,13 +70,17 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(TESTLIB): $(TESTLIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/imapsweepd: $(BUILD)/obj/service/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/imapsweepctl: $(BUILD)/obj/service/imapsweepctl.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TESTLIB) $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
@@ -180,4 +193,5 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/tools/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/lib/*.d \
+                    $(BUILD)/tests/tools/*.d)
