@@ -1,7 +1,13 @@
 /* session: an authenticated IMAP connection for an account. It waits for
  * an admission slot for the host, connects (implicit TLS, STARTTLS, plain
  * or a tunnel), fetches the secret from its source, logs in and wipes the
- * secret. Watchers and the account's poller build on it. */
+ * secret. Watchers and the account's poller build on it.
+ *
+ * Lifetime: the owner (a watcher or a poller) frees the session; no event
+ * fires after session_free(). The session holds a reference to the
+ * configuration its account settings come from until it is logged in (the
+ * only time it reads them), so a reload that swaps the owner's
+ * configuration cannot free them under a session still connecting. */
 #ifndef IMAPSWEEP_SESSION_H
 #define IMAPSWEEP_SESSION_H
 
@@ -38,8 +44,10 @@ struct session_events {
                    void *arg);
 };
 
-/* Start; events follow from the loop. mailbox only labels log lines. */
+/* Start; events follow from the loop. acc belongs to config (a reference
+ * is taken until the login is done). mailbox only labels log lines. */
 struct session *session_new(const struct session_env *env,
+                            struct config *config,
                             const struct config_account *acc,
                             struct tls_ctx *tls, const char *mailbox,
                             const struct session_events *ev, void *arg);

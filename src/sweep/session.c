@@ -12,7 +12,8 @@
 
 struct session {
     struct session_env env;
-    const struct config_account *acc;
+    struct config *config;   /* a reference until logged in, then NULL */
+    const struct config_account *acc; /* in config; NULL with it */
     struct tls_ctx *tls;
     char *account, *mailbox;
     struct log_ctx log;      /* account, mailbox */
@@ -29,6 +30,15 @@ struct session {
     int pending_err;
     char *pending_msg;
 };
+
+/* Logged in: the account settings are not read again. */
+static void
+drop_settings(struct session *s)
+{
+    config_unref(s->config);
+    s->config = NULL;
+    s->acc = NULL;
+}
 
 static void
 deliver_closed(struct session *s, int err, const char *msg, bool auth)
@@ -76,6 +86,7 @@ login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         return;
     if (r->status == IMAP_OK) {
         s->logged_in = true;
+        drop_settings(s);
         gate_release(&s->gw);
         s->ev->ready(s, s->arg);
         return;
@@ -120,6 +131,7 @@ on_ready(struct imap_conn *c, void *arg)
     if (imap_conn_state(c) == IMAP_CONN_AUTH) {
         /* PREAUTH (a tunnel) */
         s->logged_in = true;
+        drop_settings(s);
         gate_release(&s->gw);
         s->ev->ready(s, s->arg);
         return;
@@ -192,13 +204,14 @@ on_admitted(struct gate_waiter *gw, void *arg)
 }
 
 struct session *
-session_new(const struct session_env *env, const struct config_account *acc,
-            struct tls_ctx *tls, const char *mailbox,
-            const struct session_events *ev, void *arg)
+session_new(const struct session_env *env, struct config *config,
+            const struct config_account *acc, struct tls_ctx *tls,
+            const char *mailbox, const struct session_events *ev, void *arg)
 {
     struct session *s = xcalloc(1, sizeof(*s));
 
     s->env = *env;
+    s->config = config_ref(config);
     s->acc = acc;
     s->tls = tls ? tls_ctx_ref(tls) : NULL;
     s->account = xstrdup(acc->name);
@@ -268,6 +281,7 @@ session_free(struct session *s)
     secret_cancel(s->secret);
     gate_release(&s->gw);
     imap_conn_free(c);
+    drop_settings(s);
     tls_ctx_unref(s->tls);
     free(s->account);
     free(s->mailbox);

@@ -500,6 +500,9 @@ sweep_detach(struct sweep *s)
 {
     s->detached = true;
     s->cancelled = true;
+    /* the memo is the owner's, who is going away: a LIST still in flight
+     * must not write into it */
+    s->p.memo = NULL;
     if (s->outstanding == 0)
         sweep_free(s);
 }

@@ -556,7 +556,7 @@ list_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
     if (!trash || flags->next == NULL ||
         !imap_arg_get_astring(flags->next->next, &name, &len))
         return true;
-    if (s->p.memo->trash == NULL) {
+    if (s->p.memo != NULL && s->p.memo->trash == NULL) {
         struct buf dec;
 
         buf_init(&dec, BUF_NOCAP);

@@ -34,6 +34,20 @@ expect_cmd(struct fakesrv *f, const char *want)
 }
 
 void
+expect_line(struct fakesrv *f, const char *want)
+{
+    char *line;
+
+    if (!fakesrv_wait_line(f, EXPECT_TIMEOUT_MS))
+        fail_msg("waited for \"%s\"; the client sent \"%s\" and no more",
+                 want, fakesrv_all(f));
+    line = fakesrv_line(f);
+    if (strcmp(line, want) != 0)
+        fail_msg("expected \"%s\", the client sent \"%s\"", want, line);
+    free(line);
+}
+
+void
 expect_cmd_reply(struct fakesrv *f, const char *want, const char *reply)
 {
     char *tag = expect_cmd(f, want);
@@ -130,4 +144,13 @@ script_select(struct fakesrv *f, const char *mailbox, uint32_t exists,
     fakesrv_reply(f, tag, "OK [READ-WRITE] selected");
     free(tag);
     free(want);
+}
+
+void
+transcript_filter_from_env(void)
+{
+    const char *f = getenv("TEST_FILTER");
+
+    if (f != NULL && *f != '\0')
+        cmocka_set_test_filter(f);
 }

@@ -17,6 +17,9 @@
  * assert that the text after its tag is want; returns the tag (caller
  * frees). */
 char *expect_cmd(struct fakesrv *f, const char *want);
+/* Wait for the client's next line and assert it is want exactly (for
+ * untagged lines: DONE, continuation data). */
+void expect_line(struct fakesrv *f, const char *want);
 /* The same, answering "TAG <reply>" at once. */
 void expect_cmd_reply(struct fakesrv *f, const char *want,
                       const char *reply);
@@ -37,5 +40,10 @@ void script_login(struct fakesrv *f, const char *user, const char *pass,
  * UIDNEXT (0: not sent). */
 void script_select(struct fakesrv *f, const char *mailbox, uint32_t exists,
                    uint32_t uidvalidity, uint32_t uidnext);
+
+/* Run only the tests whose names match $TEST_FILTER (a cmocka pattern,
+ * "*" and "?" allowed), when it is set: one test at a time under ASan,
+ * which stops at the first finding. */
+void transcript_filter_from_env(void);
 
 #endif
