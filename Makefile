@@ -46,7 +46,8 @@ TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all clean check unit unit-san lint deps demo fuzz install \
-        integration check-config-example systemd-check bench bench-quick
+        integration check-config-example systemd-check bench bench-quick \
+        bench-hostile
 
 all: $(BUILD)/imapsweepd $(BUILD)/imapsweepctl
 
@@ -162,6 +163,17 @@ bench: deps
 bench-quick: deps
 	$(MAKE) all tools
 	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --quick
+
+# What a hostile or large server costs one sweep (docs/benchmarks.md,
+# "Hostile servers"): in-process, over the unit-test library's scripted
+# server.
+$(BUILD)/bench/hostile: bench/hostile.c $(TESTLIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit/lib -o $@ $^ $(LDLIBS)
+
+bench-hostile: $(BUILD)/bench/hostile
+	$(BUILD)/bench/hostile descending 150000
+	$(BUILD)/bench/hostile liar 100000000
 
 # --- install ---------------------------------------------------------------
 

@@ -212,8 +212,8 @@ imap_conn_pump(struct imap_conn *c)
 {
     struct imap_cmd *cmd;
 
-    if (c->closing)
-        return;
+    if (c->closing || c->timer_mode == TM_FAIL)
+        return; /* ending: nothing more goes out */
     while ((cmd = c->pending.head) != NULL) {
         if (c->state == IMAP_CONN_CONNECTING ||
             c->state == IMAP_CONN_STARTTLS || c->state == IMAP_CONN_LOGOUT)
@@ -559,6 +559,10 @@ handle_untagged(struct imap_conn *c, const struct imap_response *r)
         imap_state_set_caps(c, r->args);
     if (r->has_number && r->name != NULL) {
         if (strcmp(r->name, "EXISTS") == 0) {
+            /* new messages took UIDs from the UIDNEXT the server gave:
+             * it no longer bounds the mailbox's UIDs */
+            if (c->mbox.selected && r->number > c->mbox.exists)
+                c->mbox.uidnext = 0;
             c->mbox.exists = r->number;
         } else if (strcmp(r->name, "EXPUNGE") == 0) {
             /* the count is informational (actions use UIDs): a late
@@ -784,6 +788,14 @@ imap_conn_new(struct transport_pool *pool, const struct imap_conn_settings *s,
                                         arg);
 }
 
+void
+imap_conn_abort(struct imap_conn *c, int err, const char *msg)
+{
+    if (c == NULL || c->closing)
+        return;
+    imap_conn_fail_later(c, err, msg);
+}
+
 struct imap_build *
 imap_conn_build(const struct imap_conn *c)
 {
@@ -802,7 +814,7 @@ int
 imap_conn_submit(struct imap_conn *c, struct imap_build *b,
                  const struct imap_cmd_opts *o)
 {
-    if (c->closing || c->logout_requested) {
+    if (c->closing || c->logout_requested || c->timer_mode == TM_FAIL) {
         imap_build_free(b);
         return ERR_CANCELLED;
     }

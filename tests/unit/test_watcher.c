@@ -440,6 +440,41 @@ test_bye_mid_fetch(void **state)
     wt_end(&t);
 }
 
+/* --- a lying server ------------------------------------------------------ */
+
+/* A search result the mailbox cannot hold ends the watcher's connection
+ * with a clear log line and a reconnect; nothing is acted on. */
+static void
+test_lying_server_ends_the_connection(void **state)
+{
+    struct wt t;
+    char *tag;
+
+    (void)state;
+    testlog_start(LL_WARNING);
+    wt_start(&t, DEFAULTS ACCOUNT RULES_CLIENT);
+    advance_to(&t, P_SEARCH);
+    fakesrv_send(t.f, "* 3 FETCH (UID 100000000)\r\n");
+    fakesrv_reply(t.f, t.tags[0], "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:100000000\r\n",
+                   t.tags[1]);
+    fakesrv_reply(t.f, t.tags[1], "OK done");
+    testlib_settle(&t.w.loop);
+    assert_true(fakesrv_closed(t.f));
+    assert_int_equal(wt_state(&t), WATCHER_BACKOFF);
+    if (!testlog_has("protocol violation: UID FETCH * (UID) names UID "
+                     "100000000, at or above the mailbox's UIDNEXT 4 with no "
+                     "new message announced; ending the connection; "
+                     "reconnecting in"))
+        fail_msg("log:\n%s", testlog_text());
+    tag = fakesrv_take(t.f);
+    assert_string_equal(tag, "");
+    free(tag);
+    expect_acted_within(t.f, "", false);
+    wt_end(&t);
+    testlog_stop();
+}
+
 int
 main(void)
 {
@@ -448,6 +483,7 @@ main(void)
         cmocka_unit_test(test_reload_in_every_sweep_phase),
         cmocka_unit_test(test_reload_while_connecting),
         cmocka_unit_test(test_bye_mid_fetch),
+        cmocka_unit_test(test_lying_server_ends_the_connection),
     };
 
     log_set_level(LL_ERROR);
