@@ -18,6 +18,12 @@ struct daemon_opts {
     enum log_level level;
 };
 
+/* Keep secrets out of core dumps, first thing at start: no core file
+ * (RLIMIT_CORE 0, soft and hard) and the process not dumpable
+ * (PR_SET_DUMPABLE 0, which also keeps debuggers of other non-root users
+ * out and makes /proc/PID readable by root only). Returns 0, or a negative
+ * errno when either could not be set (the caller warns and goes on). */
+int daemon_protect_secrets(void);
 /* --check-config: print the summary (stdout) or every error (stderr).
  * Returns 0 or CTL_EXIT_CONFIG. */
 int daemon_check_config(const char *path);

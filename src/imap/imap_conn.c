@@ -143,7 +143,10 @@ send_part(struct imap_conn *c, struct imap_cmd *cmd)
     if (cmd->parts_sent == 0) {
         struct buf line;
 
-        buf_init(&line, BUF_NOCAP);
+        if (secret)
+            buf_init_secret(&line, BUF_NOCAP);
+        else
+            buf_init(&line, BUF_NOCAP);
         buf_printf(&line, "%s ", cmd->tag);
         buf_append(&line, p, len);
         imap_trace_line(c, true, line.data, line.len, false);
@@ -442,7 +445,10 @@ imap_cmd_new(struct imap_build *b, const struct imap_cmd_opts *o)
         cmd->arg = o->arg;
     }
     /* the command name: one word, two for UID commands */
-    buf_init(&r, BUF_NOCAP);
+    if (imap_build_is_secret(b))
+        buf_init_secret(&r, BUF_NOCAP);
+    else
+        buf_init(&r, BUF_NOCAP);
     imap_build_render(b, &r);
     while (n < r.len && n < sizeof(cmd->name) - 1 && r.data[n] != ' ')
         n++;

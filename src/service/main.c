@@ -49,7 +49,10 @@ main(int argc, char **argv)
     };
     struct daemon_opts opts = {.config_path = CTL_DEFAULT_CONFIG};
     bool check = false;
-    int c;
+    int c, ret;
+
+    /* before any secret is read: the configuration may hold one */
+    ret = daemon_protect_secrets();
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -109,6 +112,9 @@ main(int argc, char **argv)
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     log_init();
+    if (ret < 0)
+        log_warning("cannot keep secrets out of core dumps: %s",
+                    strerror(-ret));
     if (opts.level_set)
         log_set_level(opts.level);
     if (check)

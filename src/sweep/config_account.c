@@ -399,6 +399,22 @@ check_secret(struct loader *l, enum config_secret_kind kind,
                         "invalid environment variable name \"%s\" "
                         "(letters, digits and '_', not starting with a digit)",
                         config_show(l, value));
+    if (kind == CONFIG_SECRET_FILE && l->check_mode) {
+        struct stat st;
+
+        /* as ssh does for keys: a password others may read is no secret
+         * (checked again each time the file is read) */
+        if (stat(value, &st) == 0 && S_ISREG(st.st_mode) &&
+            (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+            struct pos p = config_node_pos(e->vnode);
+
+            config_warning_pos(l, p.line, p.col,
+                               "password_file %s is readable by group or "
+                               "others (mode %04o): chmod 600 it",
+                               config_show(l, value),
+                               (unsigned)(st.st_mode & 07777));
+        }
+    }
     if (kind == CONFIG_SECRET_INLINE && l->check_mode &&
         (l->mode & (S_IRGRP | S_IROTH)) != 0) {
         struct pos p = config_node_pos(e->knode);

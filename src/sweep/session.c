@@ -117,6 +117,8 @@ on_secret(void *arg, int err, const char *msg, char *secret, size_t len)
         free(m);
         return;
     }
+    if (msg != NULL)
+        log_ctx_msg(&s->log, LL_WARNING, "%s", msg);
     imap_conn_login(s->conn, mechs[s->acc->auth], s->acc->user, secret, len,
                     s->acc->secret.kind == CONFIG_SECRET_TOKEN_COMMAND,
                     login_done, s);

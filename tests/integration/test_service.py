@@ -454,6 +454,21 @@ class SignalTest(ServiceCase):
 
     users = 3
 
+    def test_secrets_stay_out_of_core_files(self) -> None:
+        """No core file (its limit is 0) and a warning, with the mode, for a
+        password file others can read: when the configuration is loaded and
+        when the file is read for a login (issue 12, defect 5)."""
+        pw = self.work / "pass3"
+        pw.chmod(0o644)
+        cfg, sock = self.write_config("core3", [self.account("c", 3)], [CRON_RULE])
+        d = self.start(cfg)
+        wait_watching(sock, [("c", "INBOX")])
+        limits = Path(f"/proc/{d.pid}/limits").read_text()
+        self.assertRegex(limits, r"Max core file size\s+0\s+0\s", limits)
+        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): chmod 600 it")
+        d.wait_for_log(rf"{re.escape(str(cfg))}:\d+:\d+: {mode}")
+        d.wait_for_log(rf"c/INBOX: {mode}")
+
     def stop_cleanly(self, user: int, sig: int) -> None:
         cfg, sock = self.write_config(f"sig{user}", [self.account("s", user, ("INBOX", "Archive"))], [CRON_RULE])
         d = self.start(cfg)

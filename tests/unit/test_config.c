@@ -1020,6 +1020,54 @@ test_inline_password_mode(void **state)
     unlink(path);
 }
 
+/* A password_file readable by group or others: a warning at load (so at
+ * --check-config and at reload) naming the file and its mode. */
+static void
+test_password_file_mode(void **state)
+{
+    char secret[] = "/tmp/test_config_pw_XXXXXX";
+    char path[] = "/tmp/test_config_XXXXXX";
+    struct config_diag d;
+    struct config *c = NULL;
+    char *yaml, *want;
+    int fd = mkstemp(secret);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    yaml = xasprintf("accounts:\n"
+                     "  - name: a\n"
+                     "    host: h\n"
+                     "    user: u\n"
+                     "    password_file: %s\n"
+                     "    mailboxes: INBOX\n" RULE, secret);
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+
+    assert_int_equal(chmod(secret, 0644), 0);
+    config_diag_init(&d);
+    assert_int_equal(config_load(path, &c, &d), 0);
+    want = xasprintf("%s:5:20: password_file %s is readable by group or "
+                     "others (mode 0644): chmod 600 it", path, secret);
+    check_entries(&d, d.warnings, d.n_warnings,
+                  (const char *const[]){want, NULL});
+    config_unref(c);
+    config_diag_free(&d);
+    free(want);
+
+    assert_int_equal(chmod(secret, 0600), 0);
+    config_diag_init(&d);
+    assert_int_equal(config_load(path, &c, &d), 0);
+    assert_int_equal(d.n_warnings, 0);
+    config_unref(c);
+    config_diag_free(&d);
+    unlink(path);
+    unlink(secret);
+    free(yaml);
+}
+
 static void
 test_warnings(void **state)
 {
@@ -1164,6 +1212,7 @@ main(void)
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_two_documents),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_password_file_mode),
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_nul_and_utf8),
         cmocka_unit_test(test_inline_password_mode),

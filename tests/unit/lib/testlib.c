@@ -2,8 +2,10 @@
  * see testlib.h. */
 #include "testlib.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
@@ -143,6 +145,21 @@ testlib_action_uids(const char *line, struct uidset *set,
     uidset_union(set, &part);
     uidset_free(&part);
     return true;
+}
+
+/* --- memory --------------------------------------------------------------- */
+
+bool
+testlib_peek(const void *addr, void *out, size_t n)
+{
+    int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    ssize_t got;
+
+    if (fd < 0)
+        return false;
+    got = pread(fd, out, n, (off_t)(uintptr_t)addr);
+    close(fd);
+    return got == (ssize_t)n;
 }
 
 /* --- logs ---------------------------------------------------------------- */

@@ -140,6 +140,15 @@ bool testlib_action_uids(const char *line, struct uidset *set,
 /* Every UID the client named in an action on f so far. */
 void fakesrv_acted(const struct fakesrv *f, struct uidset *set);
 
+/* --- memory --------------------------------------------------------------- */
+
+/* Copy n bytes at addr of this process's memory into out through
+ * /proc/self/mem: the kernel reads them, so a block already freed can be
+ * inspected (to check that a secret was wiped before it went) without
+ * the sanitizers or the C rules about freed objects getting in the way.
+ * False if the memory cannot be read. */
+bool testlib_peek(const void *addr, void *out, size_t n);
+
 /* --- logs ---------------------------------------------------------------- */
 
 /* Capture log lines at level and above ("LEVEL message\n" each) instead
