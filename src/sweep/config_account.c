@@ -410,7 +410,8 @@ check_secret(struct loader *l, enum config_secret_kind kind,
 
             config_warning_pos(l, p.line, p.col,
                                "password_file %s is readable by group or "
-                               "others (mode %04o): chmod 600 it",
+                               "others (mode %04o): make it mode 600, owned "
+                               "by the user imapsweepd runs as",
                                config_show(l, value),
                                (unsigned)(st.st_mode & 07777));
         }

@@ -112,7 +112,8 @@ check_mode(struct secret_req *r, int fd, const char *path)
         return;
     free(r->warning);
     r->warning = xasprintf("password_file %s is readable by group or others "
-                           "(mode %04o): chmod 600 it", path,
+                           "(mode %04o): make it mode 600, owned by the user "
+                           "imapsweepd runs as", path,
                            (unsigned)mode);
 }
 

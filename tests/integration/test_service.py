@@ -465,7 +465,7 @@ class SignalTest(ServiceCase):
         wait_watching(sock, [("c", "INBOX")])
         limits = Path(f"/proc/{d.pid}/limits").read_text()
         self.assertRegex(limits, r"Max core file size\s+0\s+0\s", limits)
-        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): chmod 600 it")
+        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): make it mode 600, owned by the user imapsweepd runs as")
         d.wait_for_log(rf"{re.escape(str(cfg))}:\d+:\d+: {mode}")
         d.wait_for_log(rf"c/INBOX: {mode}")
 

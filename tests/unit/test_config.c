@@ -1050,7 +1050,8 @@ test_password_file_mode(void **state)
     config_diag_init(&d);
     assert_int_equal(config_load(path, &c, &d), 0);
     want = xasprintf("%s:5:20: password_file %s is readable by group or "
-                     "others (mode 0644): chmod 600 it", path, secret);
+                     "others (mode 0644): make it mode 600, owned by the "
+                     "user imapsweepd runs as", path, secret);
     check_entries(&d, d.warnings, d.n_warnings,
                   (const char *const[]){want, NULL});
     config_unref(c);

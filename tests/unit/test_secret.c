@@ -96,7 +96,8 @@ test_file_mode_warning(void **state)
     assert_int_equal(r.err, 0);
     assert_string_equal(r.secret, "hunter2");
     snprintf(want, sizeof(want), "password_file %s is readable by group or "
-             "others (mode 0644): chmod 600 it", path);
+             "others (mode 0644): make it mode 600, owned by the user "
+             "imapsweepd runs as", path);
     assert_string_equal(r.msg, want);
     /* said once: the next connection reads it quietly */
     r = fetch(CONFIG_SECRET_FILE, path, 1000);
