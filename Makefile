@@ -157,11 +157,11 @@ demo: deps
 	@scripts/demo
 
 bench: deps
-	$(MAKE) all tools
+	$(MAKE) all tools $(BUILD)/bench/hostile
 	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --full
 
 bench-quick: deps
-	$(MAKE) all tools
+	$(MAKE) all tools $(BUILD)/bench/hostile
 	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --quick
 
 # What a hostile or large server costs one sweep (docs/benchmarks.md,

@@ -15,6 +15,11 @@
  *  - a log capture;
  *  - UNDER_ASAN, for tests that scale their work down under the sanitizer.
  *
+ * Examples: test_imap_conn.c (a fakesrv under one imap_conn), test_sweep.c
+ * (one sweep over an imap_conn, lying servers), test_watcher.c and
+ * test_account.c (whole sessions through a pool's factory, with world.h
+ * and the assertions of transcript.h).
+ *
  * Lifetimes: a fakenet owns its fakesrvs; a fakesrv outlives its transport
  * (the transport belongs to the imap_conn, which frees it after closing),
  * so a test can read what was sent after the connection is gone. Free the
