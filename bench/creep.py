@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Memory across reconnects: does imapsweepd's resident size creep when the
 server restarts again and again, and if so, is it a leak or the allocator?
 

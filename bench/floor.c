@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* floor: the protocol lower bound for bench/run.py.
  *
  * As little client-side work as IMAP allows, so that what the benchmark

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/hostile: what a hostile or merely large server costs one sweep,
  * measured in-process over the unit-test library's scripted server (no
  * sockets, no Dovecot): `make bench-hostile`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The "gone" observer of the reaction benchmark: inotify on maildir folders.
 
 A maildir message is one file; Dovecot removes it with unlink(2) while it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared pieces of the benchmark harness (Python 3 standard library only).
 
 - a private Dovecot tuned for many connections (on top of the integration

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* measure: run a command and report what it cost, for bench/run.py.
  *
  *   measure OUTFILE COMMAND [ARG...]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Long-running watchers for the reaction and scale runs: imapsweepd, the
 lower-bound client (floor), imapfilter; readiness and measurement."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Reaction time: APPEND's tagged OK -> the message is gone.
 
 Several watcher *sets* run at once against one Dovecot, each on mailboxes

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """imapsweep benchmarks: `make bench` / `make bench-quick`.
 
     python3 bench/run.py --quick|--full [--only purge,reaction,scale,hostile]
@@ -51,6 +52,7 @@ MODES: dict[str, dict[str, Any]] = {
         "idle_window_s": 20,        # at the largest watcher count
         "idle_window_small_s": 10,  # at the others, and for the peers
         "peer_processes": 100,
+        "regex_n": 100_000,         # subjects per pattern
         "hostile_reps": 3,
     },
     "full": {
@@ -62,6 +64,7 @@ MODES: dict[str, dict[str, Any]] = {
         "idle_window_s": 60,
         "idle_window_small_s": 60,
         "peer_processes": 100,
+        "regex_n": 1_000_000,
         "hostile_reps": 5,
     },
 }
@@ -485,12 +488,30 @@ def section_hostile(cfg: dict[str, Any], workdir: Path, results: dict[str, Any])
 
 
 # ---------------------------------------------------------------------------
+def section_regex(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -> None:
+    """subject_regex per message: PCRE2 as the daemon runs it against glibc's
+    POSIX ERE (the engine it used before), on the same decoded subjects."""
+    src, out = lib.REPO / "bench" / "regex.c", lib.BENCH_BIN / "regex"
+    libdir = lib.binary("imapsweepd").parent
+    pkgs = ["libuv", "openssl", "yaml-0.1", "libsystemd", "jansson", "libpcre2-8"]
+    libs = subprocess.run(["pkg-config", "--libs", *pkgs], capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-std=c11", "-D_GNU_SOURCE",
+                    f"-I{lib.REPO / 'include'}", "-o", str(out), str(src), str(libdir / "libimapsweep.a"),
+                    *libs, "-lm"], check=True)  # fmt: skip
+    r = subprocess.run([str(out), str(cfg["regex_n"])], capture_output=True, text=True, check=True, timeout=600)
+    results["regex"] = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    for row in results["regex"]:
+        log(f"regex {row['name']}: " + (f"PCRE2 {row['ns_pcre2']:.0f} ns, ERE {row['ns_ere']:.0f} ns"
+                                         if "ns_pcre2" in row else f"PCRE2 gave up after {row['ms_pcre2']:.1f} ms"))
+
+
+# ---------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--quick", action="store_true", help="shorter run (under 10 minutes)")
     g.add_argument("--full", action="store_true", help="more repetitions and samples, 60 s idle windows")
-    ap.add_argument("--only", default="purge,reaction,scale,hostile", help="comma-separated sections")
+    ap.add_argument("--only", default="purge,reaction,scale,regex,hostile", help="comma-separated sections")
     ap.add_argument("--out", default=str(lib.REPO / "docs" / "benchmarks.md"))
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and the plot")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -505,8 +526,8 @@ def main() -> int:
         args.no_docs = True  # a modified run never overwrites the published report
     sections = [s for s in args.only.split(",") if s]
     only_hostile = sections == ["hostile"] and not args.set
-    if set(sections) != {"purge", "reaction", "scale", "hostile"} and args.out == ap.get_default("out") \
-            and not only_hostile:
+    if set(sections) != {"purge", "reaction", "scale", "regex", "hostile"} \
+            and args.out == ap.get_default("out") and not only_hostile:
         args.no_docs = True  # a partial run never overwrites the published report
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
@@ -523,7 +544,7 @@ def main() -> int:
         for name in sections:
             s0 = time.monotonic()
             {"purge": section_purge, "reaction": section_reaction, "scale": section_scale,
-             "hostile": section_hostile}[name](cfg, workdir, results)  # fmt: skip
+             "regex": section_regex, "hostile": section_hostile}[name](cfg, workdir, results)  # fmt: skip
             results.setdefault("section_s", {})[name] = time.monotonic() - s0
     except BaseException as exc:  # noqa: BLE001 - reported, then re-raised as status
         failed = "".join(traceback.format_exception(exc))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* account: the watchers of one configured account and its connection
  * budget. With N watched mailboxes and max_connections B, every mailbox
  * gets its own IDLE connection when N <= B; otherwise B - 1 do, and the
@@ -39,5 +40,10 @@ size_t account_n_watchers(const struct account *a);
 struct watcher *account_watcher(const struct account *a, size_t i);
 /* Full sweep of one mailbox (or all with NULL). False if unknown. */
 bool account_sweep_now(struct account *a, const char *mailbox);
+/* What a one-off session of this account uses (explain): its TLS context
+ * (NULL without TLS, or when it could not be made) and its secret cache.
+ * Borrowed: take references to keep them. */
+struct tls_ctx *account_tls(const struct account *a);
+struct secret_cache *account_secrets(const struct account *a);
 
 #endif

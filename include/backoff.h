@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backoff: how long to wait before reconnecting after `failures`
  * consecutive failures. One policy for every connection: exponential from
  * min, capped at max, with jitter (anywhere in [delay/2, delay], never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buf: a growable byte buffer with a hard cap and a consume offset.
  * A value type: embed it, buf_init() it, buf_free() it. The data is always
  * NUL-terminated (not counted in len) so it can be used as a C string. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config: load the YAML configuration into an immutable,
  * validated model. Never logs: every problem becomes a diagnostic with
  * FILE:LINE:COLUMN (both from 1). The loaded model is reference-counted so a
@@ -55,6 +56,7 @@ enum config_secret_kind {
 struct config_secret {
     enum config_secret_kind kind;
     char *value;             /* path, command, name, variable or password */
+    unsigned line, col;      /* where the value is written */
 };
 
 struct config_account {
@@ -134,6 +136,20 @@ int config_load(const char *path, struct config **config_r,
  * (permissions) are made. */
 int config_load_buffer(const char *name, const char *data, size_t len,
                        struct config **config_r, struct config_diag *diag);
+
+/* --check-config's look beyond the file (config_check.c): every
+ * password_file exists and can be read (errors), is not readable by others,
+ * and, when run as root (the system unit's case), is not under /home, /root
+ * or /run/user, which the unit hides (ProtectHome=yes), and can be read by
+ * the service's user "imapsweep" (warnings); with $CREDENTIALS_DIRECTORY
+ * set, every password_credential exists there (errors). Adds to diag;
+ * returns the number of errors added. */
+size_t config_check_environment(const struct config *c,
+                                struct config_diag *diag);
+/* One line per rule for --check-config: "rule cron-noise: delete messages
+ * whose From contains \"Cron Daemon\" in work/INBOX, home/INBOX"
+ * (caller frees). */
+char *config_rule_summary(const struct config *c, size_t rule_index);
 
 struct config *config_ref(struct config *c);
 /* Drop a reference; frees at zero, wiping inline passwords. NULL-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* control: the control socket, a Unix stream socket. One request line in,
  * one reply line out (their form is ctl_proto.h's); the connection stays
  * open for more. Peers are checked with SO_PEERCRED (root, the daemon's own
@@ -6,7 +7,8 @@
  * usable. All I/O is non-blocking on the loop; a client that does not read
  * its replies is dropped rather than allowed to make the daemon buffer
  * without bound, and so is a client that sends no complete request for
- * CONTROL_IDLE_TIMEOUT_MS (after connecting, or after its last reply):
+ * CONTROL_IDLE_TIMEOUT_MS (after connecting, or after its last reply;
+ * the clock stops while a deferred reply is owed to it):
  * one that says nothing, stops in the middle of a request or trickles it
  * byte by byte would otherwise hold one of the CONTROL_MAX_CLIENTS slots
  * for ever. Knows nothing of IMAP: the daemon supplies the commands. */
@@ -27,11 +29,21 @@ struct control;
 /* A client gets this long for each complete request line. */
 #define CONTROL_IDLE_TIMEOUT_MS 60000
 
+/* A request whose reply comes later (a command that talks to a server). */
+struct control_req;
+
 /* A command handler: args are the request's words after the command.
- * Returns the reply line without its newline (a ctl_reply_*() text; never
- * NULL), which the caller frees. */
+ * Returns the reply line without its newline (a ctl_reply_*() text), which
+ * the caller frees; or NULL to answer later through req with
+ * control_req_reply(). Until then the client's further requests wait, so
+ * replies stay in order. */
 typedef char *control_cmd_fn(void *arg, const char *const *args,
-                             size_t n_args);
+                             size_t n_args, struct control_req *req);
+
+/* Send the deferred reply (text is taken) and free req. Exactly once per
+ * deferred request; if the client went away meanwhile the text is dropped.
+ * Valid after control_free() too. */
+void control_req_reply(struct control_req *req, char *text);
 
 struct control_cmd {
     const char *name;

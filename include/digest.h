@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* digest: MD5 and SHA-256 computed while a message body streams in (so
  * memory does not grow with message size). Wraps OpenSSL's EVP. */
 #ifndef IMAPSWEEP_DIGEST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* errors: the project's error codes. Functions return 0 or a negative code:
  * either -errno (as libuv does, so UV_E* values mix freely) or one of the
  * ERR_* codes below, which lie outside the errno range. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gate: admits connection set-ups a few at a time per host, so that a start
  * or a reload with hundreds of watchers does not stampede a server (and
  * does not trip per-IP login limits). Waiters are served in FIFO order. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_arg: the argument tree of one parsed IMAP response (RFC 3501 section 4
  * data formats). Arguments live in the parser's arena: they are borrowed,
  * valid only until the parser is fed again; copy anything you keep. */
@@ -49,6 +50,9 @@ bool imap_arg_get_u64(const struct imap_arg *arg, uint64_t *v_r);
 /* LIST: first child (may be NULL) and count */
 bool imap_arg_get_list(const struct imap_arg *arg,
                        const struct imap_arg **first_r, size_t *count_r);
+/* An INTERNALDATE ("02-Jan-2024 03:04:05 +0100") as seconds since the
+ * epoch (UTC). */
+bool imap_arg_parse_internaldate(const char *s, size_t len, int64_t *t_r);
 /* Number of siblings from arg to the end (0 for NULL). */
 size_t imap_arg_count(const struct imap_arg *arg);
 /* The n-th sibling after arg (n = 0 is arg), or NULL. */

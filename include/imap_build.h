@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_build: builds one IMAP command from typed tokens, choosing atom,
  * quoted string or literal for each argument, so that no caller ever splices
  * text into a command. The tag and the final CRLF are added by imap_conn.

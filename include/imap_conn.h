@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn: one IMAP session on a libuv loop, in the spirit of imaplib2: a
  * queue of tagged commands, each with a completion callback and an optional
  * handler for the untagged data it provokes.
@@ -210,6 +211,9 @@ const char *imap_conn_caps(const struct imap_conn *c);
 const struct imap_mailbox_info *imap_conn_mailbox(const struct imap_conn *c);
 /* True when UTF8=ACCEPT was enabled (mailbox names are UTF-8). */
 bool imap_conn_utf8(const struct imap_conn *c);
+/* True once the server's greeting arrived (also in the `closed` event:
+ * a connection that ends without one never heard the server speak IMAP). */
+bool imap_conn_greeted(const struct imap_conn *c);
 /* Commands queued or in flight (not counting IDLE). */
 size_t imap_conn_pending(const struct imap_conn *c);
 const char *imap_conn_peer(const struct imap_conn *c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_parser: a pure, resumable, bounded parser of IMAP server responses
  * (RFC 3501 / 9051). It never reads sockets and never logs: feed it bytes as
  * they arrive, split anywhere (inside a literal's {n}, between CR and LF, …),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_utf7: mailbox names in modified UTF-7 (RFC 3501 section 5.1.3). */
 #ifndef IMAPSWEEP_IMAP_UTF7_H
 #define IMAPSWEEP_IMAP_UTF7_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* log: leveled logging to stderr. Under journald (JOURNAL_STREAM names our
  * stderr) each line starts with a "<N>" syslog priority, or goes to a sink
  * (notify.c registers one that sends structured journal fields); otherwise
@@ -31,13 +32,19 @@ struct log_ctx {
 };
 
 /* What a sink receives: the context and, for action (audit) lines, the
- * rule, the action and the UID. Any member may be NULL / 0. */
+ * rule, the action ("delete", or "would_delete" in a dry run), the UID
+ * and the message's Message-ID, From and Subject (decoded). Any member
+ * may be NULL / 0. */
 struct log_fields {
     const char *account;
     const char *mailbox;
     const char *rule;
     const char *action;
     uint32_t uid;
+    bool dry_run;              /* a preview: nothing was done */
+    const char *message_id;
+    const char *from;
+    const char *subject;
 };
 
 typedef void log_sink_cb(enum log_level level, const struct log_fields *f,
@@ -71,6 +78,10 @@ void log_ctx_vmsg(const struct log_ctx *ctx, enum log_level level,
 void log_ctx_action(const struct log_ctx *ctx, enum log_level level,
                     const char *rule, const char *action, uint32_t uid,
                     const char *fmt, ...) PRINTF_LIKE(6, 7);
+/* The same with every field given (account and mailbox come from ctx). */
+void log_ctx_fields(const struct log_ctx *ctx, enum log_level level,
+                    const struct log_fields *f, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
 
 #define log_error(...) log_ctx_msg(NULL, LL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_ctx_msg(NULL, LL_WARNING, __VA_ARGS__)

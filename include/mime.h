@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mime: header fields of a message as fetched with
  * BODY.PEEK[HEADER.FIELDS (…)]: unfolded, split into fields, and decoded
  * from RFC 2047 encoded-words into UTF-8, so rules can match what a mail

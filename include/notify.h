@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify: the systemd integration, and the only module that includes
  * libsystemd's headers. Without NOTIFY_SOCKET (or with a NULL notify)
  * every call is a no-op.
@@ -7,6 +8,7 @@
 #define IMAPSWEEP_NOTIFY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <uv.h>
 
@@ -36,8 +38,15 @@ int notify_listen_fd(void);
 bool notify_journal_available(void);
 
 /* A log sink sending lines to the journal with the fields ACCOUNT,
- * MAILBOX, RULE, ACTION, UID (see log_set_sink). */
+ * MAILBOX and, on audit lines, RULE, ACTION (would_delete in a dry run,
+ * with DRY_RUN=1), UID, MAIL_MESSAGE_ID (journald's own MESSAGE_ID names
+ * catalog entries), FROM and SUBJECT (see log_set_sink). */
 void notify_journal_sink(enum log_level level, const struct log_fields *f,
                          const char *msg, void *arg);
+/* The "FIELD=value" texts of one line, as the sink sends them: at most max
+ * into parts (each allocated; the caller frees them). Returns the count. */
+#define NOTIFY_JOURNAL_MAX_FIELDS 16
+size_t notify_journal_fields(enum log_level level, const struct log_fields *f,
+                             const char *msg, char **parts, size_t max);
 
 #endif

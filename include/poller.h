@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* poller: the one shared connection of an account's mailboxes beyond its
  * connection budget. Every poll_interval it asks STATUS for each shared
  * watcher and visits (watcher_visit) those that changed, one at a time, on
@@ -7,10 +8,10 @@
  *
  * Ownership. The owner (the account) owns the poller and the watchers;
  * the poller owns its session, its timer, its visit queue and its
- * in-flight STATUS commands. env, log, ops and tls are borrowed and must
- * outlive the poller; it holds a reference to the configuration acc
- * belongs to (poller_set_account swaps both). Every watcher it keeps — in
- * its visit queue, the one being visited, and the one each STATUS in
+ * in-flight STATUS commands. env, log, ops, tls and secrets are borrowed
+ * and must outlive the poller; it holds a reference to the configuration
+ * acc belongs to (poller_set_account swaps both). Every watcher it keeps —
+ * in its visit queue, the one being visited, and the one each STATUS in
  * flight asks about — is a reference (watcher_ref), so a reply that comes
  * after a reload dropped the watcher finds it still allocated, sees
  * watcher_gone() and ignores it. poller_forget() abandons a visit at once
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "watcher.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct poller;
 
@@ -55,7 +57,8 @@ bool poller_is_down(const struct poller *p);
 struct poller *poller_new(const struct watcher_env *env,
                           struct config *config,
                           const struct config_account *acc,
-                          struct tls_ctx *tls, const struct log_ctx *log,
+                          struct tls_ctx *tls, struct secret_cache *secrets,
+                          const struct log_ctx *log,
                           const struct poller_ops *ops, void *arg);
 /* Connect (the shared watchers show connecting), then poll. */
 void poller_start(struct poller *p);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rule: the rule model (a match tree and an action) and its compilation into
  * an IMAP SEARCH plus client-side checks. No I/O, no logging; IMAP syntax is
  * produced only through imap_build.
@@ -12,7 +13,6 @@
 #ifndef IMAPSWEEP_RULE_H
 #define IMAPSWEEP_RULE_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +21,8 @@
 #include "uidset.h"
 
 struct imap_build;
+/* A compiled regular expression (PCRE2, rule.c); owned by its node. */
+struct rule_regex;
 
 enum rule_key {
     RULE_ALL,            /* all: true */
@@ -84,8 +86,7 @@ struct rule_node {
     bool flag;              /* bool keys */
     unsigned char digest[32];
     size_t digest_len;
-    regex_t re;             /* compiled when has_re */
-    bool has_re;
+    struct rule_regex *re;  /* regex keys: the compiled pattern */
     enum rule_dup dup;
     struct rule_node **children; /* AND, ANY, NOT */
     size_t n_children, cap_children;
@@ -106,6 +107,8 @@ struct rule {
     struct rule_node *match;
     enum rule_action action;
     char *target;           /* MOVE: destination mailbox (UTF-8) */
+    bool create;            /* MOVE: create the target when it is missing
+                             * (create: true); otherwise the move fails */
     char **flags;           /* FLAG: "\Seen", "$Label", … */
     size_t n_flags;
     uint32_t keep_newest;   /* 0: keep none */
@@ -134,9 +137,19 @@ void rule_node_free(struct rule_node *node);
 int rule_node_set_string(struct rule_node *n, const char *s, char **err_r);
 int rule_node_set_header_name(struct rule_node *n, const char *name,
                               char **err_r);
-/* POSIX extended, case-insensitive; err_r carries regerror()'s text. */
+/* A regular expression in Perl syntax (PCRE2), matched case-insensitively
+ * on UTF-8 text with Unicode properties (\w, \d, \b know letters beyond
+ * ASCII), without JIT (the unit sets MemoryDenyWriteExecute). On error
+ * *err_r has PCRE2's message and the byte offset in the pattern where it
+ * noticed the problem. */
 int rule_node_set_regex(struct rule_node *n, const char *pattern,
                         char **err_r);
+/* Match text (len bytes). Bytes that are not valid UTF-8 never match but do
+ * not fail the match. Returns 1 (matches), 0 (does not) or -1 (PCRE2's
+ * match, depth or heap limit was reached: no answer, which callers treat
+ * as "no evidence", never as a match nor as a non-match under not:). */
+int rule_regex_match(const struct rule_regex *re, const char *text,
+                     size_t len);
 /* Hex digest of exactly 32 (md5) or 64 (sha256) hex digits. */
 int rule_node_set_digest(struct rule_node *n, const char *hex, char **err_r);
 int rule_node_set_duplicate(struct rule_node *n, const char *what,
@@ -161,6 +174,23 @@ struct rule *rule_new(const char *name, unsigned line, unsigned col);
 void rule_free(struct rule *rule);
 /* True if the rule applies to this mailbox (INBOX compared without case). */
 bool rule_applies_to(const struct rule *rule, const char *mailbox);
+/* True if the rule only previews: --dry-run (force) wins, then the rule's
+ * own dry_run, then the daemon's (default). */
+bool rule_is_dry(const struct rule *rule, bool force, bool default_dry);
+/* --- in words (rule_text.c) --------------------------------------------- */
+
+/* A match (sub)tree in words: "whose From contains \"Cron Daemon\" and
+ * older than 14d". Caller frees. */
+char *rule_describe_match(const struct rule_node *n);
+/* What the rule does: "delete messages whose From contains \"Cron
+ * Daemon\"", "move messages ... to \"Archive\" (created if missing)",
+ * with keep_newest said (not dry runs: the caller knows which apply).
+ * Caller frees. */
+char *rule_describe(const struct rule *rule);
+/* True if the match names no mail, only age, size or flag keys (all: true
+ * says that is meant): such a rule acts on whole mailboxes. */
+bool rule_match_is_broad(const struct rule *rule);
+
 /* A canonical text of everything that affects behaviour, for comparing
  * rules across reloads. Caller frees. */
 char *rule_canonical(const struct rule *rule);
@@ -214,6 +244,12 @@ void rule_plan_build_search(const struct rule_plan *plan,
                             struct imap_build *b, uint32_t uid_lo,
                             bool esearch);
 
+/* The same over uid_lo:uid_hi (uid_hi 0: "*"), for a sweep of a known
+ * range (explain: one UID). */
+void rule_plan_build_search_range(const struct rule_plan *plan,
+                                  struct imap_build *b, uint32_t uid_lo,
+                                  uint32_t uid_hi, bool esearch);
+
 /* Auxiliary searches (server-only keys nested under any/not beside
  * client-side keys): their count, and the i-th restricted to candidates. */
 size_t rule_plan_aux_count(const struct rule_plan *plan);
@@ -233,6 +269,24 @@ bool rule_plan_eval(const struct rule_plan *plan, const struct rule_msg *msg,
                     const struct uidset *aux);
 /* The rule's duplicate key (set-level, handled by the caller). */
 enum rule_dup rule_plan_duplicate(const struct rule_plan *plan);
+
+/* --- parts (explain) -------------------------------------------------------
+ * A match's parts are the keys of its top-level map, all of which must
+ * hold. Each is decided either by the server (its own SEARCH) or on the
+ * client (fetched data, with the plan's auxiliary searches). */
+size_t rule_plan_n_parts(const struct rule_plan *plan);
+const struct rule_node *rule_plan_part(const struct rule_plan *plan,
+                                       size_t i);
+/* True if SEARCH alone decides part i. */
+bool rule_plan_part_server(const struct rule_plan *plan, size_t i);
+/* For a server part: "[RETURN (ALL)] [CHARSET UTF-8] UID set keys". */
+void rule_plan_build_part_search(const struct rule_plan *plan, size_t i,
+                                 struct imap_build *b,
+                                 const struct uidset *uids, bool esearch);
+/* For a client part: 1 holds, 0 does not, -1 no answer (data missing, a
+ * regex gave up). aux as for rule_plan_eval (restricted to msg's UID). */
+int rule_plan_part_eval(const struct rule_plan *plan, size_t i,
+                        const struct rule_msg *msg, const struct uidset *aux);
 
 /* SEARCH keys that select messages lacking at least one of a flag rule's
  * flags, appended to b (for "act only where it changes something"). */

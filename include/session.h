@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* session: an authenticated IMAP connection for an account. It waits for
  * an admission slot for the host, connects (implicit TLS, STARTTLS, plain
  * or a tunnel), fetches the secret from its source, logs in and wipes the
@@ -19,6 +20,7 @@
 #include "gate.h"
 #include "imap_conn.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct transport_pool;
 struct session;
@@ -45,14 +47,26 @@ struct session_events {
 };
 
 /* Start; events follow from the loop. acc belongs to config (a reference
- * is taken until the login is done). mailbox only labels log lines. */
+ * is taken until the login is done). mailbox only labels log lines.
+ * secrets: the account's secret cache (a reference is taken), or NULL to
+ * read the source for this login only. A login refused with a kept secret
+ * drops it and tries once more, on the same connection, with the source
+ * read anew (an access token expired since it was kept). */
 struct session *session_new(const struct session_env *env,
                             struct config *config,
                             const struct config_account *acc,
-                            struct tls_ctx *tls, const char *mailbox,
+                            struct tls_ctx *tls,
+                            struct secret_cache *secrets,
+                            const char *mailbox,
                             const struct session_events *ev, void *arg);
 /* The connection (NULL before it exists or after it closed). */
 struct imap_conn *session_conn(const struct session *s);
+/* A reload kept the account with the same connection settings: acc (in
+ * config, the new configuration) replaces the one given to session_new()
+ * (the reference moves with it). Nothing changes once the session is
+ * logged in: it does not read its settings any more. NULL-safe. */
+void session_set_account(struct session *s, struct config *config,
+                         const struct config_account *acc);
 /* LOGOUT after what is queued; `closed` follows with err 0. If the session
  * is not logged in yet it just ends (closed with err 0, from the loop). */
 void session_logout(struct session *s);

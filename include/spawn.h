@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* spawn: run a command line through "/bin/sh -c" as a child of a libuv
  * loop, its stdout (and, if asked, its stdin) on pipes to us; its stderr
  * and environment are the daemon's. The pipes are real pipes, not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: one pass of the rules over a selected mailbox on an imap_conn.
  *
  *  1. the top of the range (the highest UID now in the mailbox), fetched
@@ -53,6 +54,13 @@ struct sweep_params {
     bool default_dry_run;       /* daemon.dry_run: rules that do not say */
     enum config_audit audit;
     size_t max_set_len;         /* UID set text per command; 0: 30000 */
+    uint32_t uid_hi;            /* 0: every UID from uid_lo up; else the
+                                 * sweep decides for uid_lo..uid_hi only
+                                 * (rules over the whole mailbox such as
+                                 * keep_newest still look at all of it) */
+    bool evaluate_only;         /* decide, never act, log nothing: the
+                                 * result's claimed/acting sets say what a
+                                 * sweep would do (explain) */
 };
 
 struct sweep_stat {
@@ -62,6 +70,14 @@ struct sweep_stat {
     uint64_t matched;           /* final matches */
     uint64_t acted;             /* acted on (or would be, when dry) */
     bool failed;
+    const char *why;            /* when failed: what went wrong ("target
+                                 * mailbox \"X\" does not exist ..."),
+                                 * valid during the done callback */
+    /* valid during the done callback: the UIDs the rule decided on (first
+     * match wins: acted on, kept by keep_newest, or already flagged), and
+     * of those the ones it acts on (or would, dry) */
+    const struct uidset *claimed;
+    const struct uidset *acting;
 };
 
 struct sweep_result {
@@ -72,6 +88,7 @@ struct sweep_result {
     const struct sweep_stat *stats;
     size_t n_stats;
     uint64_t duration_ms;
+    uint64_t duration_us;       /* the same, finer */
 };
 
 struct sweep;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls: OpenSSL as a byte pump with no socket code. Ciphertext goes in with
  * tls_conn_feed() and comes out through a callback; plaintext likewise. A
  * custom BIO reads straight from the caller's buffer and writes straight to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport: a byte stream to an IMAP server over libuv: TCP (optionally
  * with implicit TLS, or TLS started later for STARTTLS) or a tunnel command's
  * stdin/stdout. It owns the handles, the connect timeout and the deferred

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uidset: a set of IMAP UIDs (1 … 4294967295) kept as sorted, merged ranges,
  * written in the compressed form "1:5,9,12:40". A value type: init, use,
  * free. Every operation keeps the set normalized. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util: allocation that never fails, container_of, strict number parsing,
  * secret wiping. Depends on libc only. */
 #ifndef IMAPSWEEP_UTIL_H

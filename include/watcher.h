@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watcher: one watched mailbox of one account. A dedicated watcher owns an
  * IMAP connection and runs
  *
@@ -37,6 +38,7 @@
 #include "session.h"
 #include "sweep.h"
 
+struct secret_cache;
 struct tls_ctx;
 struct watcher;
 
@@ -53,11 +55,35 @@ enum watcher_state {
 };
 const char *watcher_state_name(enum watcher_state s);
 
+/* How long sweeps took, over every watcher of a daemon: a histogram whose
+ * bucket i counts the sweeps that took at most watcher_sweep_bounds_us[i]
+ * microseconds (cumulative, as Prometheus has it; the last bound is
+ * UINT64_MAX, "+Inf"). Only sweeps that completed are counted. */
+#define WATCHER_SWEEP_BUCKETS 16
+extern const uint64_t watcher_sweep_bounds_us[WATCHER_SWEEP_BUCKETS];
+
+struct watcher_sweep_hist {
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t le[WATCHER_SWEEP_BUCKETS];
+};
+
+struct watcher_stats {
+    struct watcher_sweep_hist full;
+    struct watcher_sweep_hist incremental;
+};
+
+/* Count one sweep of us microseconds. */
+void watcher_sweep_hist_add(struct watcher_sweep_hist *h, uint64_t us);
+
 /* What the daemon provides to every watcher. */
 struct watcher_env {
     struct session_env session; /* loop, transport pool, gates */
     bool cli_dry_run;          /* --dry-run */
     bool once;                 /* --once: one full sweep, then log out */
+    /* the daemon's totals, or NULL; the daemon owns it and it outlives
+     * every watcher (and every account) of the daemon */
+    struct watcher_stats *stats;
     /* something status shows changed (state, counts) */
     void (*changed)(void *arg);
     /* --once: this watcher is finished (ok or failed) */
@@ -98,8 +124,9 @@ struct watcher_status {
 struct watcher *watcher_new(const struct watcher_env *env,
                             struct config *config,
                             const struct config_account *account,
-                            struct tls_ctx *tls, const char *mailbox,
-                            bool shared);
+                            struct tls_ctx *tls,
+                            struct secret_cache *secrets,
+                            const char *mailbox, bool shared);
 /* Dedicated: start connecting (through the gate). Shared: only marks it
  * polling; the poller drives it. */
 void watcher_start(struct watcher *w);

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Peer: a batched imaplib script.
 
     batched.py HOST PORT USER PASSWORD MAILBOX

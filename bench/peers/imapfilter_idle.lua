@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- Peer: imapfilter, IDLE loop on one mailbox (bench/run.py fills in @...@).
 -- @SSL@ is "ssl = 'auto'," for implicit TLS, empty for plain.
 options.timeout = 120

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- Peer: imapfilter, one-shot purge (bench/run.py fills in @...@).
 options.timeout = 3600
 options.starttls = false

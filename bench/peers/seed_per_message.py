@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Peer: the seed-style per-message script (shared/seeds/000_*.txt).
 
     seed_per_message.py HOST PORT USER PASSWORD MAILBOX

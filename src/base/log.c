@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "log.h"
 
 #include <errno.h>
@@ -168,6 +169,22 @@ log_ctx_action(const struct log_ctx *ctx, enum log_level level,
         f.account = ctx->account;
         f.mailbox = ctx->mailbox;
     }
+    va_start(ap, fmt);
+    vmsg(level, &f, fmt, ap);
+    va_end(ap);
+}
+
+void
+log_ctx_fields(const struct log_ctx *ctx, enum log_level level,
+               const struct log_fields *fields, const char *fmt, ...)
+{
+    struct log_fields f = *fields;
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    f.account = ctx != NULL ? ctx->account : NULL;
+    f.mailbox = ctx != NULL ? ctx->mailbox : NULL;
     va_start(ap, fmt);
     vmsg(level, &f, fmt, ap);
     va_end(ap);

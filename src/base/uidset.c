@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "uidset.h"
 
 #include <errno.h>

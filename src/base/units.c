@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: MIT */
 #include "units.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static int
 parse_number(const char **sp, uint64_t *v_r)
@@ -42,12 +44,9 @@ units_parse_duration(const char *s, uint64_t *seconds_r)
         case 'm': mult = 60; rank = 1; break;
         case 's': mult = 1; rank = 0; break;
         case '\0':
-            /* a bare number is seconds, only on its own */
-            if (last_rank != 5)
-                return -EINVAL;
-            mult = 1;
-            rank = -1;
-            break;
+            /* "14": seconds? days? A unit is required (older_than: 14 once
+             * deleted mail 20 hours old) */
+            return last_rank == 5 ? -EDOM : -EINVAL;
         default:
             return -EINVAL;
         }
@@ -93,4 +92,49 @@ units_parse_size(const char *s, uint64_t *bytes_r)
         return -ERANGE;
     *bytes_r = v * mult;
     return 0;
+}
+
+char *
+units_format_duration(uint64_t s, char *out, size_t size)
+{
+    /* no weeks: "14d" reads better than "2w" */
+    static const struct {
+        char unit;
+        uint64_t secs;
+    } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    size_t len = 0;
+
+    if (size == 0)
+        return out;
+    snprintf(out, size, "0s");
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && s > 0; i++) {
+        if (s >= units[i].secs && len < size) {
+            int n = snprintf(out + len, size - len, "%llu%c",
+                             (unsigned long long)(s / units[i].secs),
+                             units[i].unit);
+
+            if (n < 0)
+                break;
+            len += (size_t)n;
+            s %= units[i].secs;
+        }
+    }
+    return out;
+}
+
+char *
+units_format_size(uint64_t b, char *out, size_t size)
+{
+    static const char suffix[] = "kMGT";
+    unsigned k = 0;
+
+    while (k < 4 && b != 0 && b % 1024 == 0) {
+        b /= 1024;
+        k++;
+    }
+    if (k == 0)
+        snprintf(out, size, "%llu", (unsigned long long)b);
+    else
+        snprintf(out, size, "%llu%c", (unsigned long long)b, suffix[k - 1]);
+    return out;
 }

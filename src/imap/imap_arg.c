@@ -1,6 +1,9 @@
+/* SPDX-License-Identifier: MIT */
 #include "imap_arg.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -91,4 +94,38 @@ imap_arg_nth(const struct imap_arg *arg, size_t n)
         n--;
     }
     return arg;
+}
+
+bool
+imap_arg_parse_internaldate(const char *s, size_t len, int64_t *t_r)
+{
+    static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    char buf[40];
+    char m[4];
+    int d, y, hh, mm, ss, zone;
+    struct tm tm;
+    const char *p;
+
+    if (len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%d-%3s-%d %d:%d:%d %d", &d, m, &y, &hh, &mm, &ss,
+               &zone) != 7)
+        return false;
+    p = strstr(mon, m);
+    if (p == NULL || (p - mon) % 3 != 0 || d < 1 || d > 31 || y < 1900 ||
+        hh > 23 || mm > 59 || ss > 60)
+        return false;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_mday = d;
+    tm.tm_mon = (int)((p - mon) / 3);
+    tm.tm_year = y - 1900;
+    tm.tm_hour = hh;
+    tm.tm_min = mm;
+    tm.tm_sec = ss;
+    /* zone is +HHMM: subtract it to get UTC */
+    *t_r = (int64_t)timegm(&tm) -
+           (zone / 100 * 3600 + (zone % 100) * 60);
+    return true;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn's login: LOGIN, or AUTHENTICATE PLAIN / XOAUTH2 / OAUTHBEARER
  * (the initial response inline with SASL-IR), chosen from the capabilities;
  * then CAPABILITY if needed and ENABLE UTF8=ACCEPT. The secret lives only

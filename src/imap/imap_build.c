@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "imap_build.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn's core: the tagged command queue (sending, pipelining,
  * barriers, IDLE), timers, response dispatch, literal streaming, teardown
  * and the public API. */

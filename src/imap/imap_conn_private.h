@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn internals shared by the module's files:
  * - imap_conn.c: the command queue and dispatch (sending, pipelining,
  *   barriers, IDLE, timers, responses, literal streaming, teardown);

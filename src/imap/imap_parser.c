@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_parser: the arena, the input scanner and the API; the grammar of a
  * segment is in imap_parser_grammar.c. */
 #include "imap_parser_private.h"

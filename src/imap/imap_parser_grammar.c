@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_parser's grammar: one complete segment into arguments (the
  * tokenizer) and a response (tagged, untagged, continuation, response
  * codes), the start of each literal, and the error messages with their

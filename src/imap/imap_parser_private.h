@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_parser internals shared by its files (see "How it works" in
  * imap_parser.c):
  * - imap_parser.c: the arena, the input scanner (segments and literal

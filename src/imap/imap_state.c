@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn's session state: the state names and transitions, the
  * transport's events, the greeting, CAPABILITY and STARTTLS up to `ready`,
  * the capability list, response codes and SELECT. */
@@ -417,4 +418,10 @@ bool
 imap_conn_utf8(const struct imap_conn *c)
 {
     return c->utf8;
+}
+
+bool
+imap_conn_greeted(const struct imap_conn *c)
+{
+    return c->greeted;
 }

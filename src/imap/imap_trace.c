@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imap_conn's protocol trace: the last RING_LINES lines, credentials
  * redacted, logged when the connection ends unexpectedly; at log level
  * trace every line is logged as it passes. */

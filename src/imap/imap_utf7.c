@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "imap_utf7.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The libuv transport's common part: the pool (one read buffer, writes
  * coalesced once per loop turn), writing, reading, freeing, the ops table
  * and the generic dispatch. TCP and TLS: transport_tcp.c; the tunnel:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport internals shared by its files: the libuv transport
  * (struct uv_transport, helpers prefixed uvt_):
  * - transport.c: the pool (shared read buffer, write coalescing), writing,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TCP side of the libuv transport: name lookup, connect to each
  * address in turn, keepalive; and the TLS glue between the stream and
  * tls_conn (implicit TLS, STARTTLS, and TLS over a tunnel). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The tunnel side of the libuv transport: the command runs under /bin/sh
  * with its stdin and stdout as the stream; its exit status ends up in the
  * error message, and closing stops it (SIGTERM, then SIGKILL). */

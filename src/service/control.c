@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "control.h"
 
 #include <errno.h>
@@ -28,6 +29,13 @@ struct client {
     struct client *prev, *next;
     bool closing;
     uid_t uid;
+    struct control_req *pending;   /* a deferred reply is awaited */
+    struct buf held;               /* input read meanwhile, not handled */
+};
+
+/* Outlives its client: the handler replies whenever it is done. */
+struct control_req {
+    struct client *cl;             /* NULL once the client went away */
 };
 
 struct control {
@@ -72,6 +80,7 @@ on_client_closed(uv_handle_t *h)
         cl->next->prev = cl->prev;
     c->n_clients--;
     buf_free(&cl->in);
+    buf_free(&cl->held);
     free(cl);
     maybe_free(c);
 }
@@ -82,6 +91,10 @@ client_close(struct client *cl)
     if (cl->closing)
         return;
     cl->closing = true;
+    if (cl->pending != NULL) {
+        cl->pending->cl = NULL;   /* its reply will be dropped */
+        cl->pending = NULL;
+    }
     uv_close((uv_handle_t *)&cl->idle, on_client_closed);
     uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
 }
@@ -182,7 +195,8 @@ handle_line(struct client *cl, const char *line, size_t len)
         }
         if (cmd == NULL) {
             char *msg = xasprintf("unknown request \"%s\" (try status, "
-                                  "reload, sweep or version)", words[0]);
+                                  "reload, sweep, explain or version)",
+                                  words[0]);
 
             send_error(cl, msg);
             free(msg);
@@ -194,8 +208,20 @@ handle_line(struct client *cl, const char *line, size_t len)
             send_error(cl, msg);
             free(msg);
         } else {
-            send_reply(cl, cmd->fn(c->arg, (const char *const *)words + 1,
-                                   nargs));
+            struct control_req *req = xcalloc(1, sizeof(*req));
+            char *reply;
+
+            req->cl = cl;
+            reply = cmd->fn(c->arg, (const char *const *)words + 1, nargs,
+                            req);
+            if (reply != NULL) {
+                free(req);
+                send_reply(cl, reply);
+            } else if (req->cl != NULL) {
+                /* answered later: hold further input until then */
+                cl->pending = req;
+                uv_read_stop((uv_stream_t *)&cl->pipe);
+            }
         }
     }
     for (int i = 0; i < n; i++)
@@ -213,25 +239,22 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = sizeof(cl->ctl->rbuf);
 }
 
+/* Line by line: only one request is ever held, so a client may send many
+ * short requests at once; a single line over the limit ends it. What comes
+ * after a request answered later is kept (one read's worth) until then. */
 static void
-on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+handle_input(struct client *cl, const char *p, const char *end)
 {
-    struct client *cl = s->data;
-    const char *p = b->base, *end;
-
-    if (n < 0) {
-        client_close(cl);
-        return;
-    }
-    if (n == 0 || cl->closing)
-        return;
-    /* Line by line: only one request is ever held, so a client may send
-     * many short requests at once; a single line over the limit ends it. */
-    end = b->base + n;
     while (p < end && !cl->closing) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = (size_t)((nl != NULL ? nl : end) - p);
+        const char *nl;
+        size_t len;
 
+        if (cl->pending != NULL) {
+            buf_append(&cl->held, p, (size_t)(end - p));
+            return;
+        }
+        nl = memchr(p, '\n', (size_t)(end - p));
+        len = (size_t)((nl != NULL ? nl : end) - p);
         if (buf_append(&cl->in, p, len) < 0) {
             send_error(cl, "request longer than 4096 bytes");
             client_close(cl);
@@ -241,9 +264,53 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             break;
         handle_line(cl, buf_cstr(&cl->in), cl->in.len);
         buf_reset(&cl->in);
-        idle_restart(cl);
+        if (cl->pending != NULL)
+            uv_timer_stop(&cl->idle); /* we owe the reply: no clock */
+        else
+            idle_restart(cl);
         p = nl + 1;
     }
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct client *cl = s->data;
+
+    if (n < 0) {
+        client_close(cl);
+        return;
+    }
+    if (n == 0 || cl->closing)
+        return;
+    handle_input(cl, b->base, b->base + n);
+}
+
+void
+control_req_reply(struct control_req *req, char *text)
+{
+    struct client *cl = req->cl;
+    char *held;
+    size_t len;
+
+    free(req);
+    if (cl == NULL) {
+        free(text);
+        return;
+    }
+    cl->pending = NULL;
+    send_reply(cl, text);
+    if (cl->closing)
+        return;
+    idle_restart(cl); /* the next request's time counts from the reply */
+    /* what the client sent meanwhile, then reading again */
+    len = cl->held.len;
+    held = xmemdup(cl->held.data != NULL ? cl->held.data : "", len + 1);
+    buf_reset(&cl->held);
+    handle_input(cl, held, held + len);
+    free(held);
+    if (cl->pending == NULL && !cl->closing)
+        uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
 }
 
 static bool
@@ -283,6 +350,7 @@ on_connection(uv_stream_t *server, int status)
     cl = xcalloc(1, sizeof(*cl));
     cl->ctl = c;
     buf_init(&cl->in, CONTROL_MAX_REQUEST);
+    buf_init(&cl->held, CONTROL_MAX_REQUEST + 1);
     uv_pipe_init(c->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
     uv_timer_init(c->loop, &cl->idle);

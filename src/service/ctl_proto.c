@@ -1,13 +1,17 @@
+/* SPDX-License-Identifier: MIT */
 #include "ctl_proto.h"
 
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "buf.h"
 #include "config.h"
+#include "explain.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -16,6 +20,68 @@ struct ctl_reply {
     json_t *list;
     const char *list_key;      /* where the list goes in o */
 };
+
+/* --- default paths ------------------------------------------------------- */
+
+/* An environment variable that names an absolute path, or NULL. */
+static const char *
+abs_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && v[0] == '/' ? v : NULL;
+}
+
+char *
+ctl_default_config(uid_t euid, char **err_r)
+{
+    const char *base = abs_env("XDG_CONFIG_HOME"), *home;
+    struct passwd *pw;
+
+    if (euid == 0)
+        return xstrdup(CTL_SYSTEM_CONFIG);
+    if (base != NULL)
+        return xasprintf("%s/imapsweep/imapsweep.yaml", base);
+    home = abs_env("HOME");
+    if (home == NULL && (pw = getpwuid(euid)) != NULL && pw->pw_dir != NULL &&
+        pw->pw_dir[0] == '/')
+        home = pw->pw_dir;
+    if (home == NULL) {
+        *err_r = xasprintf("no home directory for uid %lu (neither "
+                           "XDG_CONFIG_HOME nor HOME is set): name the "
+                           "configuration with -c FILE",
+                           (unsigned long)euid);
+        return NULL;
+    }
+    return xasprintf("%s/.config/imapsweep/imapsweep.yaml", home);
+}
+
+char *
+ctl_socket_dir(uid_t euid, bool system, char **err_r)
+{
+    const char *run = abs_env("XDG_RUNTIME_DIR");
+
+    if (euid == 0 || system)
+        return xstrdup(CTL_SYSTEM_SOCKET_DIR);
+    if (run == NULL) {
+        *err_r = xstrdup("XDG_RUNTIME_DIR is not set (no login session?): "
+                         "name the control socket");
+        return NULL;
+    }
+    return xasprintf("%s/imapsweep", run);
+}
+
+char *
+ctl_instance_socket(const char *dir, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 64 || name[0] == '.' ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789._-@:") != n)
+        return NULL;
+    return xasprintf("%s/%s.sock", dir, name);
+}
 
 /* --- requests ------------------------------------------------------------ */
 
@@ -134,7 +200,9 @@ ctl_request_encode(const char *cmd, const char *const *args, size_t n_args)
 static char *
 encode(json_t *reply)
 {
-    char *text = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
+    /* 15 digits: 0.001 stays "0.001", not 0.0010000000000000000208 */
+    char *text = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII |
+                                       JSON_REAL_PRECISION(15));
 
     json_decref(reply);
     if (text == NULL)
@@ -154,6 +222,32 @@ iso_time(uint64_t t)
     return xstrdup(s);
 }
 
+static json_t *
+hist_json(const struct watcher_sweep_hist *h)
+{
+    json_t *b = json_array();
+
+    for (size_t i = 0; i + 1 < WATCHER_SWEEP_BUCKETS; i++)
+        json_array_append_new(b, json_integer((json_int_t)h->le[i]));
+    return json_pack("{s:I, s:f, s:o}", "count", (json_int_t)h->count,
+                     "sum", (double)h->sum_us / 1e6, "buckets", b);
+}
+
+/* {"le": [finite bounds], "full": {"count", "sum", "buckets"},
+ *  "incremental": {...}}: the last bucket, +Inf, is "count" */
+static json_t *
+sweep_seconds(const struct watcher_stats *st)
+{
+    json_t *le = json_array();
+
+    for (size_t i = 0; i + 1 < WATCHER_SWEEP_BUCKETS; i++)
+        json_array_append_new(le, json_real(
+            (double)watcher_sweep_bounds_us[i] / 1e6));
+    return json_pack("{s:o, s:o, s:o}", "le", le, "full",
+                     hist_json(&st->full), "incremental",
+                     hist_json(&st->incremental));
+}
+
 struct ctl_reply *
 ctl_reply_status_new(const struct ctl_daemon_info *info)
 {
@@ -168,6 +262,8 @@ ctl_reply_status_new(const struct ctl_daemon_info *info)
     json_object_set_new(o, "config", json_string(info->config));
     json_object_set_new(o, "generation", json_integer(info->generation));
     json_object_set_new(o, "dry_run", json_boolean(info->dry_run));
+    if (info->stats != NULL)
+        json_object_set_new(o, "sweep_seconds", sweep_seconds(info->stats));
     r->o = o;
     r->list = json_array();
     r->list_key = "watchers";
@@ -312,6 +408,67 @@ ctl_reply_reload_failed(const struct config_diag *diag)
     return encode(o);
 }
 
+static json_t *
+json_tristate(int v)
+{
+    return v < 0 ? json_null() : json_boolean(v);
+}
+
+static json_t *
+json_str_or_null(const char *s)
+{
+    json_t *j = s != NULL ? json_string(s) : NULL;
+
+    /* a header that is not UTF-8 never gets this far (decoded), but a
+     * reply must not lose the whole explanation over one field */
+    return j != NULL ? j : json_null();
+}
+
+char *
+ctl_reply_explain(const struct explain_report *r)
+{
+    json_t *x, *rules;
+
+    if (r->error != NULL)
+        return ctl_reply_error(r->error);
+    rules = json_array();
+    for (size_t i = 0; i < r->n_rules; i++) {
+        const struct explain_rule *er = &r->rules[i];
+        json_t *parts = json_array();
+
+        for (size_t j = 0; j < er->n_parts; j++) {
+            const struct explain_part *p = &er->parts[j];
+
+            json_array_append_new(parts, json_pack(
+                "{s:o, s:b, s:o}", "text", json_str_or_null(p->text),
+                "server", p->server, "holds", json_tristate(p->holds)));
+        }
+        json_array_append_new(rules, json_pack(
+            "{s:o, s:o, s:b, s:o, s:o}", "name", json_str_or_null(er->name),
+            "does", json_str_or_null(er->does), "dry", er->dry, "matches",
+            json_tristate(er->matches), "parts", parts));
+    }
+    x = json_pack("{s:o, s:o, s:I, s:I, s:b, s:b, s:o, s:o, s:o, s:o, s:o, "
+                  "s:I, s:o, s:I, s:o, s:b, s:o}",
+                  "account", json_str_or_null(r->account),
+                  "mailbox", json_str_or_null(r->mailbox),
+                  "uid", (json_int_t)r->uid,
+                  "uidvalidity", (json_int_t)r->uidvalidity,
+                  "watched", r->watched, "found", r->found,
+                  "from", json_str_or_null(r->from),
+                  "subject", json_str_or_null(r->subject),
+                  "date", json_str_or_null(r->date),
+                  "message_id", json_str_or_null(r->message_id),
+                  "flags", json_str_or_null(r->flags),
+                  "size", (json_int_t)r->size,
+                  "rules", rules,
+                  "later_rules", (json_int_t)r->n_later,
+                  "verdict_rule", json_str_or_null(r->verdict_rule),
+                  "acts", r->acts,
+                  "verdict", json_str_or_null(r->verdict));
+    return encode(json_pack("{s:b, s:o}", "ok", 1, "explain", x));
+}
+
 /* --- replies (imapsweepctl's side) --------------------------------------- */
 
 static char *
@@ -344,6 +501,60 @@ get_strings(json_t *o, const char *key, size_t *n_r)
     return v;
 }
 
+/* "2026-11-20T10:04:05Z" -> seconds since the epoch (0 if malformed) */
+static long long
+parse_iso(const char *s)
+{
+    struct tm tm;
+    const char *end;
+
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0')
+        return 0;
+    return (long long)timegm(&tm);
+}
+
+static double
+get_number(json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+/* One histogram of "sweep_seconds"; its buckets must match the bounds. */
+static bool
+parse_hist(json_t *o, size_t n_bounds, struct ctl_result_hist *h)
+{
+    json_t *b = json_object_get(o, "buckets"), *e;
+    size_t i;
+
+    if (!json_is_object(o) || json_array_size(b) != n_bounds)
+        return false;
+    h->count = get_int(o, "count");
+    h->sum = get_number(o, "sum");
+    h->le = xcalloc(n_bounds + 1, sizeof(*h->le));
+    json_array_foreach(b, i, e)
+        h->le[i] = (long long)json_integer_value(e);
+    return true;
+}
+
+static void
+parse_sweep_seconds(json_t *o, struct ctl_result *r)
+{
+    json_t *le = json_object_get(o, "le"), *e;
+    size_t i, n = json_array_size(le);
+
+    if (!json_is_object(o) || n == 0)
+        return;
+    r->bounds = xcalloc(n, sizeof(*r->bounds));
+    json_array_foreach(le, i, e)
+        r->bounds[i] = json_number_value(e);
+    r->n_bounds = n;
+    r->has_hist = parse_hist(json_object_get(o, "full"), n, &r->full) &&
+                  parse_hist(json_object_get(o, "incremental"), n,
+                             &r->incremental);
+}
+
 static void
 parse_watcher(json_t *o, struct ctl_result_watcher *w)
 {
@@ -369,9 +580,73 @@ parse_watcher(json_t *o, struct ctl_result_watcher *w)
         }
     }
     w->last_sweep = get_string(o, "last_sweep");
+    w->last_sweep_unix = w->last_sweep ? parse_iso(w->last_sweep) : 0;
     w->last_sweep_ms = get_int(o, "last_sweep_ms");
+    w->reconnects = get_int(o, "reconnects");
+    w->shared = json_is_true(json_object_get(o, "shared"));
     w->last_error = get_string(o, "last_error");
     w->notes = get_strings(o, "notes", &w->n_notes);
+}
+
+static int
+get_tristate(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+static struct explain_report *
+parse_explain(json_t *o)
+{
+    struct explain_report *r = xcalloc(1, sizeof(*r));
+    json_t *rules = json_object_get(o, "rules"), *e;
+    size_t i;
+
+    r->account = get_string(o, "account");
+    r->mailbox = get_string(o, "mailbox");
+    r->uid = (uint32_t)get_int(o, "uid");
+    r->uidvalidity = (uint32_t)get_int(o, "uidvalidity");
+    r->watched = json_is_true(json_object_get(o, "watched"));
+    r->found = json_is_true(json_object_get(o, "found"));
+    r->from = get_string(o, "from");
+    r->subject = get_string(o, "subject");
+    r->date = get_string(o, "date");
+    r->message_id = get_string(o, "message_id");
+    r->flags = get_string(o, "flags");
+    r->size = (uint64_t)get_int(o, "size");
+    r->n_later = (size_t)get_int(o, "later_rules");
+    r->verdict_rule = get_string(o, "verdict_rule");
+    r->acts = json_is_true(json_object_get(o, "acts"));
+    r->verdict = get_string(o, "verdict");
+    r->rules = xcalloc(json_array_size(rules) + 1, sizeof(*r->rules));
+    json_array_foreach(rules, i, e) {
+        struct explain_rule *er = &r->rules[r->n_rules++];
+        json_t *parts = json_object_get(e, "parts"), *p;
+        size_t j;
+
+        er->name = get_string(e, "name");
+        er->does = get_string(e, "does");
+        er->dry = json_is_true(json_object_get(e, "dry"));
+        er->matches = get_tristate(e, "matches");
+        er->parts = xcalloc(json_array_size(parts) + 1, sizeof(*er->parts));
+        json_array_foreach(parts, j, p) {
+            struct explain_part *ep = &er->parts[er->n_parts++];
+
+            ep->text = get_string(p, "text");
+            ep->server = json_is_true(json_object_get(p, "server"));
+            ep->holds = get_tristate(p, "holds");
+        }
+    }
+    return r;
+}
+
+bool
+ctl_watcher_healthy(const struct ctl_result_watcher *w)
+{
+    if (w->last_error != NULL || w->state == NULL)
+        return false;
+    return strcmp(w->state, "backoff") != 0 && strcmp(w->state, "error") != 0;
 }
 
 int
@@ -397,6 +672,8 @@ ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
     r->uptime_s = get_int(o, "uptime_s");
     r->generation = get_int(o, "generation");
     r->dry_run = json_is_true(json_object_get(o, "dry_run"));
+    r->config = get_string(o, "config");
+    parse_sweep_seconds(json_object_get(o, "sweep_seconds"), r);
     a = json_object_get(o, "watchers");
     r->watchers = xcalloc(json_array_size(a) + 1, sizeof(*r->watchers));
     json_array_foreach(a, i, e)
@@ -409,6 +686,8 @@ ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
         r->swept[i].mailbox = get_string(e, "mailbox");
     }
     r->n_swept = json_array_size(a);
+    if (json_is_object(json_object_get(o, "explain")))
+        r->explain = parse_explain(json_object_get(o, "explain"));
     json_decref(o);
     *result_r = r;
     return 0;
@@ -448,8 +727,16 @@ ctl_result_free(struct ctl_result *r)
         free(r->swept[i].mailbox);
     }
     free(r->swept);
+    if (r->explain != NULL) {
+        explain_report_clear(r->explain);
+        free(r->explain);
+    }
     free(r->error);
     free_strings(r->errors, r->n_errors);
     free(r->version);
+    free(r->config);
+    free(r->bounds);
+    free(r->full.le);
+    free(r->incremental.le);
     free(r);
 }

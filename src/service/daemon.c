@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "daemon.h"
 #include "daemon_private.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,6 +200,7 @@ stop(struct daemon *d, int exit_code)
     d->stopping = true;
     d->exit_code = exit_code;
     notify_stopping(d->notify);
+    daemon_cancel_explains(d);
     control_free(d->control);
     d->control = NULL;
     uv_timer_stop(&d->status_timer);
@@ -304,6 +307,45 @@ daemon_protect_secrets(void)
     return ret;
 }
 
+/* A user's default socket lives in $XDG_RUNTIME_DIR/imapsweep, which
+ * nobody else creates (the system's, /run/imapsweep, is systemd's
+ * RuntimeDirectory=). Only that one level, private to the user. */
+static int
+make_user_socket_dir(const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0700) == 0) {
+        log_info("created %s", dir);
+        return 0;
+    }
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    if (errno == EEXIST)
+        errno = ENOTDIR;
+    log_error("control socket: cannot create %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* The default socket: CTL_SOCKET_NAME in ctl_socket_dir(); for a user,
+ * its folder is made. NULL (and why in *err_r) if there is none. */
+static char *
+default_socket(bool make_dir, char **err_r)
+{
+    char *dir = ctl_socket_dir(geteuid(), false, err_r), *path;
+
+    if (dir == NULL)
+        return NULL;
+    if (make_dir && geteuid() != 0 && make_user_socket_dir(dir) < 0) {
+        *err_r = xasprintf("cannot create %s", dir);
+        free(dir);
+        return NULL;
+    }
+    path = ctl_instance_socket(dir, CTL_SOCKET_NAME);
+    free(dir);
+    return path;
+}
+
 static void
 raise_nofile(void)
 {
@@ -346,6 +388,7 @@ daemon_run(const struct daemon_opts *opts)
     d->env.session.pool = d->pool;
     d->env.session.gates = d->gates;
     d->env.cli_dry_run = opts->dry_run;
+    d->env.stats = &d->stats;
     d->env.once = opts->once;
     d->env.changed = on_changed;
     d->env.once_done = on_once_done;
@@ -368,8 +411,26 @@ daemon_run(const struct daemon_opts *opts)
 
     if (!opts->once) {
         int fd = listen_fd;
-        const char *path = daemon_control_socket(d->config);
+        const char *path;
+        char *err = NULL;
 
+        /* only made when it is the one used (and no socket was passed) */
+        if (opts->control_socket == NULL &&
+            d->config->daemon.control_socket == NULL && fd == -1) {
+            d->default_socket = default_socket(true, &err);
+            if (d->default_socket == NULL) {
+                log_error("control socket: %s", err);
+                free(err);
+                d->exit_code = CTL_EXIT_FAILED;
+                finish(d);
+                uv_run(&d->loop, UV_RUN_DEFAULT);
+                goto out;
+            }
+        } else {
+            d->default_socket = default_socket(false, &err);
+            free(err);
+        }
+        path = daemon_control_socket(d, d->config);
         d->notify = notify_new(&d->loop);
         if (fd < -1) {
             log_error("socket activation: %s",
@@ -382,7 +443,7 @@ daemon_run(const struct daemon_opts *opts)
             uv_run(&d->loop, UV_RUN_DEFAULT);
             goto out;
         }
-        if (fd >= 0 || *path != '\0') {
+        if (fd >= 0 || (path != NULL && *path != '\0')) {
             struct control_settings cs = {
                 .path = path,
                 .fd = fd,
@@ -392,7 +453,6 @@ daemon_run(const struct daemon_opts *opts)
                 .n_cmds = daemon_n_commands,
                 .arg = d,
             };
-            char *err = NULL;
 
             d->control = control_new(&d->loop, &cs, &err);
             if (d->control == NULL) {
@@ -436,6 +496,7 @@ out:
     config_unref(d->config);
     free(d->accounts);
     free(d->retired);
+    free(d->default_socket);
     free(d);
     return ret;
 }

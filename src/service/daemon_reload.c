@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "daemon.h"
 #include "daemon_private.h"
 
@@ -37,7 +38,7 @@ daemon_log_warnings(const struct config_diag *diag)
 }
 
 int
-daemon_check_config(const char *path)
+daemon_check_config(const char *path, bool environment)
 {
     struct config_diag diag;
     struct config *c = NULL;
@@ -45,6 +46,13 @@ daemon_check_config(const char *path)
 
     config_diag_init(&diag);
     ret = config_load(path, &c, &diag);
+    /* the file is valid: look at what it names (secret files,
+     * credentials) as the service will */
+    if (ret == 0 && environment && config_check_environment(c, &diag) > 0) {
+        config_unref(c);
+        c = NULL;
+        ret = -1;
+    }
     for (size_t i = 0; i < diag.n_warnings; i++) {
         char *line = config_diag_format(&diag.warnings[i]);
 
@@ -60,6 +68,12 @@ daemon_check_config(const char *path)
            c->n_accounts == 1 ? "" : "s", config_count_mailboxes(c),
            config_count_mailboxes(c) == 1 ? "" : "es", c->n_rules,
            c->n_rules == 1 ? "" : "s");
+    for (size_t i = 0; i < c->n_rules; i++) {
+        char *line = config_rule_summary(c, i);
+
+        printf("%s\n", line);
+        free(line);
+    }
     config_unref(c);
     config_diag_free(&diag);
     return 0;
@@ -103,12 +117,20 @@ daemon_apply_log_level(struct daemon *d)
                                     : d->config->daemon.log_level);
 }
 
-/* The socket a configuration names: NULL means the default. */
 const char *
-daemon_control_socket(const struct config *c)
+daemon_control_socket(const struct daemon *d, const struct config *c)
 {
-    return c->daemon.control_socket != NULL ? c->daemon.control_socket
-                                            : CTL_DEFAULT_SOCKET;
+    if (d->opts.control_socket != NULL)
+        return d->opts.control_socket;
+    if (c->daemon.control_socket != NULL)
+        return c->daemon.control_socket;
+    return d->default_socket;
+}
+
+static bool
+str_eq_null(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
 /* The transaction: the new config is complete and valid before anything
@@ -179,7 +201,8 @@ daemon_reload(struct daemon *d, struct config_diag *diag)
     d->accounts = keep;
     d->n_accounts = n_keep;
     d->cap_accounts = nc->n_accounts;
-    if (strcmp(daemon_control_socket(old), daemon_control_socket(nc)) != 0 ||
+    if (!str_eq_null(daemon_control_socket(d, old),
+                     daemon_control_socket(d, nc)) ||
         old->daemon.control_mode != nc->daemon.control_mode)
         log_notice("control socket settings changed: they apply at the "
                    "next restart");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imapsweepctl: ask a running imapsweepd over its control socket. */
 #include <errno.h>
 #include <getopt.h>
@@ -5,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -12,6 +14,8 @@
 
 #include "buf.h"
 #include "ctl_proto.h"
+#include "explain.h"
+#include "metrics.h"
 #include "util.h"
 
 #define REPLY_MAX (64 * 1024 * 1024)
@@ -20,18 +24,40 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "usage: imapsweepctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+            "usage: imapsweepctl [-s SOCKET | -i NAME] [--system] [--json] "
+            "COMMAND [ARGS]\n"
             "\n"
-            "  status                     accounts, mailboxes, states, "
+            "  status [ACCOUNT [MAILBOX]]  accounts, mailboxes, states, "
             "counts, errors\n"
-            "  reload                     reload the configuration (like "
+            "  status --check [ACCOUNT [MAILBOX]]\n"
+            "                              one line and a monitoring exit "
+            "status:\n"
+            "                              0 healthy, 1 warning, 2 critical\n"
+            "  reload                      reload the configuration (like "
             "SIGHUP)\n"
-            "  sweep [ACCOUNT [MAILBOX]]  full sweep now\n"
-            "  version                    the daemon's version\n"
+            "  sweep [ACCOUNT [MAILBOX]]   full sweep now\n"
+            "  explain ACCOUNT MAILBOX UID which rule matches that message "
+            "and why the\n"
+            "                              rules before it do not "
+            "(read-only)\n"
+            "  metrics [-o FILE]           Prometheus text exposition "
+            "(FILE: written\n"
+            "                              atomically, for node_exporter's "
+            "textfile collector)\n"
+            "  version                     the daemon's version\n"
             "\n"
-            "  -s, --socket PATH  control socket (default %s)\n"
-            "      --json         print the daemon's JSON reply as it is\n",
-            CTL_DEFAULT_SOCKET);
+            "  -s, --socket PATH    control socket (default: "
+            "$IMAPSWEEP_SOCKET, else\n"
+            "                       %s/%s.sock for root,\n"
+            "                       $XDG_RUNTIME_DIR/imapsweep/%s.sock for "
+            "others)\n"
+            "  -i, --instance NAME  the socket of instance NAME "
+            "(imapsweepd@NAME): NAME.sock\n"
+            "                       in the same folder\n"
+            "      --system         the system daemon's folder, also when "
+            "not root\n"
+            "      --json           print the daemon's JSON reply as it is\n",
+            CTL_SYSTEM_SOCKET_DIR, CTL_SOCKET_NAME, CTL_SOCKET_NAME);
 }
 
 static int
@@ -213,32 +239,198 @@ print_status(const struct ctl_result *r)
     free(rows);
 }
 
+/* The socket to use: -s, else -i NAME or --system, else $IMAPSWEEP_SOCKET,
+ * else the default. NULL with a message on stderr when there is none. */
+static char *
+socket_path(const char *given, const char *instance, bool system)
+{
+    const char *env = getenv("IMAPSWEEP_SOCKET");
+    char *dir, *path, *err = NULL;
+
+    if (given != NULL)
+        return xstrdup(given);
+    if (instance == NULL && !system && env != NULL && *env != '\0')
+        return xstrdup(env);
+    dir = ctl_socket_dir(geteuid(), system, &err);
+    if (dir == NULL) {
+        fprintf(stderr, "imapsweepctl: %s with -s PATH, or use --system\n",
+                err);
+        free(err);
+        return NULL;
+    }
+    path = ctl_instance_socket(dir, instance ? instance : CTL_SOCKET_NAME);
+    free(dir);
+    if (path == NULL)
+        fprintf(stderr, "imapsweepctl: \"%s\" is not an instance name "
+                        "(letters, digits, . _ - @ :)\n", instance);
+    return path;
+}
+
+/* Write text to path atomically: a temporary file beside it, renamed over
+ * it, so a reader (node_exporter) never sees half a file. Mode 0644:
+ * metrics are for others to read. */
+static int
+write_file(const char *path, const char *text)
+{
+    char *tmp = xasprintf("%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    int e;
+
+    if (f == NULL)
+        goto fail;
+    if (fchmod(fileno(f), 0644) < 0 || fputs(text, f) == EOF ||
+        fflush(f) != 0 || fsync(fileno(f)) < 0) {
+        e = errno;
+        fclose(f);
+        unlink(tmp);
+        errno = e;
+        goto fail;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        e = errno;
+        unlink(tmp);
+        errno = e;
+        goto fail;
+    }
+    free(tmp);
+    return 0;
+fail:
+    fprintf(stderr, "imapsweepctl: cannot write %s: %s\n", path,
+            strerror(errno));
+    free(tmp);
+    return -1;
+}
+
+/* metrics: to stdout, or atomically to out */
+static int
+emit_metrics(const char *out, char *text)
+{
+    int ret = 0;
+
+    if (out != NULL)
+        ret = write_file(out, text);
+    else
+        fputs(text, stdout);
+    free(text);
+    return ret;
+}
+
+/* status --check: one line, in the monitoring plugins' form
+ * "SERVICE STATE: text | perfdata". */
+static int
+print_check(const struct ctl_result *r, const char *filter)
+{
+    size_t bad = 0, first = 0;
+    long long acted = 0;
+
+    for (size_t i = 0; i < r->n_watchers; i++) {
+        const struct ctl_result_watcher *w = &r->watchers[i];
+
+        if (!ctl_watcher_healthy(w) && bad++ == 0)
+            first = i;
+        for (size_t k = 0; k < w->n_counts; k++) {
+            if (strncmp(w->counts[k].kind, "would_", 6) != 0)
+                acted += w->counts[k].n;
+        }
+    }
+    if (bad == 0) {
+        printf("IMAPSWEEP OK: %zu mailbox%s watched%s%s%s, %lld message%s "
+               "acted on%s | watchers=%zu unhealthy=0 actions=%lldc\n",
+               r->n_watchers, r->n_watchers == 1 ? "" : "es",
+               filter ? " (" : "", filter ? filter : "", filter ? ")" : "",
+               acted, acted == 1 ? "" : "s",
+               r->dry_run ? " (dry run)" : "", r->n_watchers, acted);
+        return CTL_CHECK_OK;
+    }
+    {
+        const struct ctl_result_watcher *w = &r->watchers[first];
+
+        printf("IMAPSWEEP WARNING: %zu of %zu mailbox%s unhealthy: %s/%s "
+               "%s%s%s%s | watchers=%zu unhealthy=%zu actions=%lldc\n",
+               bad, r->n_watchers, r->n_watchers == 1 ? "" : "es",
+               w->account, w->mailbox, w->state ? w->state : "?",
+               w->last_error ? " (" : "",
+               w->last_error ? w->last_error : "", w->last_error ? ")" : "",
+               r->n_watchers, bad, acted);
+    }
+    return CTL_CHECK_WARNING;
+}
+
+struct opts {
+    const char *socket;
+    const char *instance;
+    const char *output;
+    bool system;
+    bool raw;
+    bool check;
+};
+
+/* Usage of COMMAND ARGS (argv from the command on), options included:
+ * 0 if fine. */
+static int
+check_command(int argc, char **argv, struct opts *o)
+{
+    const char *cmd = argv[0];
+    int n = argc - 1;
+
+    if (strcmp(cmd, "status") == 0)
+        return n <= 2 ? 0 : -1;
+    if (o->check)
+        return -1;
+    if (strcmp(cmd, "metrics") == 0)
+        return n == 0 && !o->raw ? 0 : -1;
+    if (o->output != NULL)
+        return -1;
+    if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "version") == 0)
+        return n == 0 ? 0 : -1;
+    if (strcmp(cmd, "sweep") == 0)
+        return n <= 2 ? 0 : -1;
+    if (strcmp(cmd, "explain") == 0)
+        return n == 3 ? 0 : -1;
+    return -1;
+}
+
 int
 main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
+        {"instance", required_argument, NULL, 'i'},
+        {"system", no_argument, NULL, 'S'},
         {"json", no_argument, NULL, 'j'},
+        {"check", no_argument, NULL, 'C'},
+        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = getenv("IMAPSWEEP_SOCKET");
-    const char *cmd;
-    bool raw = false;
+    struct opts o = {NULL};
+    const char *cmd, *request;
+    char *path = NULL, *filter = NULL;
     struct buf reply;
     struct ctl_result *r;
     char *line, *err;
     int fd, c, ret, werr = 0;
 
-    if (path == NULL || *path == '\0')
-        path = CTL_DEFAULT_SOCKET;
-    while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+    /* options may follow the command too (status --check work) */
+    while ((c = getopt_long(argc, argv, "s:i:o:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            path = optarg;
+            o.socket = optarg;
+            break;
+        case 'i':
+            o.instance = optarg;
+            break;
+        case 'S':
+            o.system = true;
             break;
         case 'j':
-            raw = true;
+            o.raw = true;
+            break;
+        case 'C':
+            o.check = true;
+            break;
+        case 'o':
+            o.output = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -253,28 +445,48 @@ main(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     cmd = argv[optind];
-    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
-         strcmp(cmd, "version") == 0) ? argc - optind != 1
-        : strcmp(cmd, "sweep") == 0  ? argc - optind > 3
-                                     : true) {
+    if (check_command(argc - optind, argv + optind, &o) < 0 ||
+        (o.socket != NULL && o.instance != NULL) || (o.check && o.raw)) {
         fprintf(stderr, "imapsweepctl: unknown command or wrong arguments: "
                         "%s\n", cmd);
         usage(stderr);
         return CTL_EXIT_USAGE;
     }
+    if (argc - optind > 1)
+        filter = argc - optind > 2 ? xasprintf("%s/%s", argv[optind + 1],
+                                               argv[optind + 2])
+                                   : xstrdup(argv[optind + 1]);
 
-    line = ctl_request_encode(cmd, (const char *const *)argv + optind + 1,
+    /* metrics come from the status */
+    request = strcmp(cmd, "metrics") == 0 ? "status" : cmd;
+    line = ctl_request_encode(request,
+                              (const char *const *)argv + optind + 1,
                               (size_t)(argc - optind - 1));
     if (line == NULL) {
         fprintf(stderr, "imapsweepctl: arguments are not valid UTF-8\n");
+        free(filter);
         return CTL_EXIT_USAGE;
+    }
+    path = socket_path(o.socket, o.instance, o.system);
+    if (path == NULL) {
+        free(line);
+        free(filter);
+        return o.check ? CTL_CHECK_CRITICAL : CTL_EXIT_USAGE;
     }
     fd = connect_socket(path);
     if (fd < 0) {
-        fprintf(stderr, "imapsweepctl: no daemon is listening on %s: %s\n",
-                path, strerror(errno));
+        if (o.check)
+            printf("IMAPSWEEP CRITICAL: no daemon is listening on %s: %s\n",
+                   path, strerror(errno));
+        else
+            fprintf(stderr, "imapsweepctl: no daemon is listening on %s: "
+                            "%s\n", path, strerror(errno));
+        if (strcmp(cmd, "metrics") == 0)
+            emit_metrics(o.output, metrics_render_down());
         free(line);
-        return CTL_EXIT_UNAVAILABLE;
+        free(filter);
+        free(path);
+        return o.check ? CTL_CHECK_CRITICAL : CTL_EXIT_UNAVAILABLE;
     }
     buf_init(&reply, REPLY_MAX);
     if (write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0)
@@ -286,40 +498,75 @@ main(int argc, char **argv)
     if (read_line(fd, &reply) < 0) {
         int e = werr ? werr : errno;
 
-        fprintf(stderr, "imapsweepctl: %s: the daemon did not answer: %s\n",
-                path, e ? strerror(e) : "connection closed");
+        if (o.check)
+            printf("IMAPSWEEP CRITICAL: %s: the daemon did not answer: %s\n",
+                   path, e ? strerror(e) : "connection closed");
+        else
+            fprintf(stderr, "imapsweepctl: %s: the daemon did not answer: "
+                            "%s\n", path, e ? strerror(e) : "connection closed");
+        if (strcmp(cmd, "metrics") == 0)
+            emit_metrics(o.output, metrics_render_down());
         free(line);
+        free(filter);
+        free(path);
         buf_free(&reply);
         close(fd);
-        return CTL_EXIT_UNAVAILABLE;
+        return o.check ? CTL_CHECK_CRITICAL : CTL_EXIT_UNAVAILABLE;
     }
     free(line);
     close(fd);
     if (ctl_result_parse(reply.data, reply.len, &r, &err) < 0) {
-        fprintf(stderr, "imapsweepctl: unreadable reply: %s\n", err);
+        if (o.check)
+            printf("IMAPSWEEP CRITICAL: unreadable reply: %s\n", err);
+        else
+            fprintf(stderr, "imapsweepctl: unreadable reply: %s\n", err);
         free(err);
+        free(filter);
+        free(path);
         buf_free(&reply);
-        return CTL_EXIT_FAILED;
+        return o.check ? CTL_CHECK_CRITICAL : CTL_EXIT_FAILED;
     }
     ret = r->ok ? 0 : CTL_EXIT_FAILED;
-    if (raw) {
+    if (o.check) {
+        if (r->ok) {
+            ret = print_check(r, filter);
+        } else {
+            printf("IMAPSWEEP CRITICAL: %s\n", r->error ? r->error : "?");
+            ret = CTL_CHECK_CRITICAL;
+        }
+    } else if (o.raw) {
         printf("%s\n", reply.data);
     } else if (ret != 0) {
         for (size_t i = 0; i < r->n_errors; i++)
             fprintf(stderr, "%s\n", r->errors[i]);
         fprintf(stderr, "imapsweepctl: %s\n", r->error);
+        if (strcmp(cmd, "metrics") == 0)
+            emit_metrics(o.output, metrics_render_down());
     } else if (strcmp(cmd, "status") == 0) {
         print_status(r);
+    } else if (strcmp(cmd, "metrics") == 0) {
+        if (emit_metrics(o.output, metrics_render(r, (uint64_t)time(NULL)))
+            < 0)
+            ret = CTL_EXIT_FAILED;
     } else if (strcmp(cmd, "reload") == 0) {
         printf("reloaded (configuration generation %lld)\n", r->generation);
     } else if (strcmp(cmd, "sweep") == 0) {
         for (size_t i = 0; i < r->n_swept; i++)
             printf("sweeping %s/%s\n", r->swept[i].account,
                    r->swept[i].mailbox);
+    } else if (strcmp(cmd, "explain") == 0 && r->explain != NULL) {
+        char *text = explain_report_text(r->explain);
+
+        fputs(text, stdout);
+        free(text);
+        if (!r->explain->found)
+            ret = CTL_EXIT_FAILED;  /* no such message: nothing explained */
     } else {
         printf("imapsweepd %s\n", r->version);
     }
     ctl_result_free(r);
     buf_free(&reply);
+    free(filter);
+    free(path);
     return ret;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "notify.h"
 
 #include <stdio.h>
@@ -143,36 +144,63 @@ notify_journal_available(void)
     return access("/run/systemd/journal/socket", W_OK) == 0;
 }
 
+size_t
+notify_journal_fields(enum log_level level, const struct log_fields *f,
+                      const char *msg, char **parts, size_t max)
+{
+    size_t n = 0;
+
+#define ADD(...)                                                              \
+    do {                                                                      \
+        if (n < max)                                                          \
+            parts[n++] = xasprintf(__VA_ARGS__);                              \
+    } while (0)
+    ADD("MESSAGE=%s", msg);
+    ADD("PRIORITY=%d", log_level_priority(level));
+    ADD("SYSLOG_IDENTIFIER=imapsweepd");
+    if (f == NULL)
+        return n;
+    if (f->account != NULL)
+        ADD("ACCOUNT=%s", f->account);
+    if (f->mailbox != NULL)
+        ADD("MAILBOX=%s", f->mailbox);
+    if (f->rule != NULL)
+        ADD("RULE=%s", f->rule);
+    if (f->action != NULL)
+        ADD("ACTION=%s", f->action);
+    if (f->dry_run)
+        ADD("DRY_RUN=1");
+    if (f->uid != 0)
+        ADD("UID=%u", f->uid);
+    /* MESSAGE_ID= is journald's: the 128-bit id of a message catalog entry */
+    if (f->message_id != NULL)
+        ADD("MAIL_MESSAGE_ID=%s", f->message_id);
+    if (f->from != NULL)
+        ADD("FROM=%s", f->from);
+    if (f->subject != NULL)
+        ADD("SUBJECT=%s", f->subject);
+#undef ADD
+    return n;
+}
+
 void
 notify_journal_sink(enum log_level level, const struct log_fields *f,
                     const char *msg, void *arg)
 {
-    struct iovec iov[8];
-    char *parts[8];
-    int n = 0;
+    struct iovec iov[NOTIFY_JOURNAL_MAX_FIELDS];
+    char *parts[NOTIFY_JOURNAL_MAX_FIELDS];
+    size_t n = notify_journal_fields(level, f, msg, parts,
+                                     NOTIFY_JOURNAL_MAX_FIELDS);
 
     (void)arg;
-    parts[n++] = xasprintf("MESSAGE=%s", msg);
-    parts[n++] = xasprintf("PRIORITY=%d", log_level_priority(level));
-    parts[n++] = xstrdup("SYSLOG_IDENTIFIER=imapsweepd");
-    if (f != NULL && f->account != NULL)
-        parts[n++] = xasprintf("ACCOUNT=%s", f->account);
-    if (f != NULL && f->mailbox != NULL)
-        parts[n++] = xasprintf("MAILBOX=%s", f->mailbox);
-    if (f != NULL && f->rule != NULL)
-        parts[n++] = xasprintf("RULE=%s", f->rule);
-    if (f != NULL && f->action != NULL)
-        parts[n++] = xasprintf("ACTION=%s", f->action);
-    if (f != NULL && f->uid != 0)
-        parts[n++] = xasprintf("UID=%u", f->uid);
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         iov[i].iov_base = parts[i];
         iov[i].iov_len = strlen(parts[i]);
     }
-    if (sd_journal_sendv(iov, n) < 0) {
+    if (sd_journal_sendv(iov, (int)n) < 0) {
         /* journal unreachable: keep the line on stderr */
         fprintf(stderr, "<%d>%s\n", log_level_priority(level), msg);
     }
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         free(parts[i]);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "account.h"
 
 #include <stdarg.h>
@@ -6,6 +7,7 @@
 
 #include "log.h"
 #include "poller.h"
+#include "secret.h"
 #include "tls.h"
 #include "util.h"
 
@@ -17,6 +19,7 @@ struct account {
     struct log_ctx log;          /* the account name */
     struct tls_ctx *tls;
     char *tls_error;
+    struct secret_cache *secrets;  /* one run of a secret command for all */
     struct watcher **w;
     size_t n, cap;
     struct watcher **gone;       /* removed by a reload, logging out */
@@ -61,8 +64,8 @@ static const struct poller_ops account_poller_ops = {
 static struct poller *
 account_poller_new(struct account *a)
 {
-    return poller_new(a->env, a->config, a->acc, a->tls, &a->log,
-                      &account_poller_ops, a);
+    return poller_new(a->env, a->config, a->acc, a->tls, a->secrets,
+                      &a->log, &account_poller_ops, a);
 }
 
 /* A poller with no mailbox left to poll logs out; it is freed once its
@@ -163,7 +166,7 @@ static struct watcher *
 add_watcher(struct account *a, const char *mailbox, bool shared)
 {
     struct watcher *w = watcher_new(a->env, a->config, a->acc, a->tls,
-                                    mailbox, shared);
+                                    a->secrets, mailbox, shared);
 
     ARRAY_GROW(a->w, a->cap, a->n + 1);
     a->w[a->n++] = w;
@@ -184,6 +187,8 @@ account_new(const struct watcher_env *env, struct config *config,
     a->acc = acc;
     a->name = xstrdup(acc->name);
     a->log.account = a->name;
+    a->secrets = secret_cache_new(env->session.loop, &acc->secret,
+                                  acc->command_timeout * 1000);
     uv_timer_init(env->session.loop, &a->stop_timer);
     a->stop_timer.data = a;
     if (acc->tunnel == NULL && acc->tls != CONFIG_TLS_NONE) {
@@ -236,6 +241,8 @@ account_update(struct account *a, struct config *config,
     size_t kept = 0;
 
     config_ref(config);
+    /* secrets are read again after a reload (the next login) */
+    secret_cache_drop(a->secrets);
     /* watchers of mailboxes that are gone log out */
     for (size_t i = 0; i < a->n; i++) {
         struct watcher *w = a->w[i];
@@ -359,6 +366,7 @@ account_free(struct account *a)
     free(a->w);
     free(a->gone);
     tls_ctx_unref(a->tls);
+    secret_cache_unref(a->secrets);
     config_unref(a->config);
     free(a->tls_error);
     free(a->name);
@@ -398,4 +406,16 @@ account_sweep_now(struct account *a, const char *mailbox)
             poller_sweep_soon(a->poller);
     }
     return found;
+}
+
+struct tls_ctx *
+account_tls(const struct account *a)
+{
+    return a->tls;
+}
+
+struct secret_cache *
+account_secrets(const struct account *a)
+{
+    return a->secrets;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config: loading and lifetime: reading the file, the YAML stream, the
  * top-level sections and `daemon`, freeing, references and lookups. The
  * rest of the loader: config_yaml.c (typed access), config_account.c,
@@ -317,7 +318,10 @@ parse_stream(struct loader *l)
         yaml_document_delete(&doc2);
     }
     if (root == NULL || config_is_null(root))
-        config_error_pos(l, 1, 1, "empty configuration");
+        config_error_pos(l, 1, 1, "empty configuration: no accounts or "
+                         "rules yet (every key is described in "
+                         "imapsweep.yaml(5) and shown in the commented "
+                         "example)");
     else
         parse_top(l, root);
     l->doc = NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_account: accounts and their connection settings: the settings
  * table with built-in defaults, the `defaults` section, the merge (account,
  * else defaults, else built in), secret sources, account rule lists, and
@@ -133,7 +134,9 @@ conn_parse(struct loader *l, struct conn *cn, enum conn_key k,
         r = config_get_uint(l, f->name, v, f->min, f->max, f->range, &x);
         break;
     case FT_DURATION:
-        r = config_get_duration(l, f->name, v, f->min, f->max, f->range, &x);
+        /* timeouts and intervals: a bare 60 most likely meant seconds */
+        r = config_get_duration(l, f->name, v, f->min, f->max, f->range, 's',
+                                &x);
         break;
     case FT_BOOL:
         r = config_get_bool(l, f->name, v, &b);
@@ -185,28 +188,6 @@ conn_str(const struct conn *acc, const struct conn *def, enum conn_key k)
     const struct conn *src = conn_source(acc, def, k);
 
     return src != NULL && src->str[k] != NULL ? xstrdup(src->str[k]) : NULL;
-}
-
-static void
-format_duration(struct buf *b, uint64_t s)
-{
-    static const struct {
-        char unit;
-        uint64_t secs;
-    } units[] = {{'w', 604800}, {'d', 86400}, {'h', 3600}, {'m', 60},
-                 {'s', 1}};
-
-    if (s == 0) {
-        buf_append_str(b, "0s");
-        return;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-        if (s >= units[i].secs) {
-            buf_printf(b, "%llu%c",
-                       (unsigned long long)(s / units[i].secs), units[i].unit);
-            s %= units[i].secs;
-        }
-    }
 }
 
 /* --- defaults ------------------------------------------------------------ */
@@ -399,23 +380,6 @@ check_secret(struct loader *l, enum config_secret_kind kind,
                         "invalid environment variable name \"%s\" "
                         "(letters, digits and '_', not starting with a digit)",
                         config_show(l, value));
-    if (kind == CONFIG_SECRET_FILE && l->check_mode) {
-        struct stat st;
-
-        /* as ssh does for keys: a password others may read is no secret
-         * (checked again each time the file is read) */
-        if (stat(value, &st) == 0 && S_ISREG(st.st_mode) &&
-            (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-            struct pos p = config_node_pos(e->vnode);
-
-            config_warning_pos(l, p.line, p.col,
-                               "password_file %s is readable by group or "
-                               "others (mode %04o): make it mode 600, owned "
-                               "by the user imapsweepd runs as",
-                               config_show(l, value),
-                               (unsigned)(st.st_mode & 07777));
-        }
-    }
     if (kind == CONFIG_SECRET_INLINE && l->check_mode &&
         (l->mode & (S_IRGRP | S_IROTH)) != 0) {
         struct pos p = config_node_pos(e->knode);
@@ -425,6 +389,29 @@ check_secret(struct loader *l, enum config_secret_kind kind,
                            "password_credential or chmod 600", key,
                            (unsigned)(l->mode & 07777));
     }
+}
+
+/* 993 is implicit TLS, 143 plain/STARTTLS: the other mode there fails with
+ * a timeout or an obscure TLS error at run time. */
+static void
+port_tls_mismatch(struct loader *l, const struct config_account *a,
+                  const char *label, const struct conn *acc)
+{
+    const struct conn *src = conn_source(acc, &l->defaults, CK_PORT);
+
+    if (a->tunnel != NULL || src == NULL)
+        return;
+    if (a->port == 993 && a->tls != CONFIG_TLS_IMPLICIT)
+        config_warning_pos(l, src->line[CK_PORT], src->col[CK_PORT],
+                           "%s: port 993 is the implicit TLS port, but tls "
+                           "is %s: the server would wait for a TLS handshake "
+                           "(set tls: implicit, or port: 143)", label,
+                           tls_words[a->tls]);
+    else if (a->port == 143 && a->tls == CONFIG_TLS_IMPLICIT)
+        config_warning_pos(l, src->line[CK_PORT], src->col[CK_PORT],
+                           "%s: port 143 is the plain and STARTTLS port, "
+                           "but tls is implicit (set tls: starttls, or port: "
+                           "993)", label);
 }
 
 static void
@@ -539,8 +526,13 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
         a->secret.kind = (enum config_secret_kind)kind;
         if (kind == CONFIG_SECRET_TOKEN_COMMAND)
             token_e = &e[i];
-        if (config_get_string(l, key, v, 0, &a->secret.value) == 0)
+        if (config_get_string(l, key, v, 0, &a->secret.value) == 0) {
+            struct pos sp = config_node_pos(v);
+
+            a->secret.line = sp.line;
+            a->secret.col = sp.col;
             check_secret(l, a->secret.kind, &e[i], a->secret.value);
+        }
     }
     if (l->aborted) {
         free(e);
@@ -580,6 +572,7 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
         const struct conn *src =
             conn_source(&acc, &l->defaults, CK_RECONNECT_MAX);
         enum conn_key at = CK_RECONNECT_MAX;
+        char d1[32], d2[32];
         struct buf t;
 
         if (src == NULL) {
@@ -587,11 +580,9 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
             src = conn_source(&acc, &l->defaults, CK_RECONNECT_MIN);
         }
         buf_init(&t, BUF_NOCAP);
-        buf_append_str(&t, "reconnect_max (");
-        format_duration(&t, a->reconnect_max);
-        buf_append_str(&t, ") is less than reconnect_min (");
-        format_duration(&t, a->reconnect_min);
-        buf_append_char(&t, ')');
+        buf_printf(&t, "reconnect_max (%s) is less than reconnect_min (%s)",
+                   units_format_duration(a->reconnect_max, d1, sizeof(d1)),
+                   units_format_duration(a->reconnect_min, d2, sizeof(d2)));
         if (src != NULL)
             config_error_pos(l, src->line[at], src->col[at], "%s",
                              buf_cstr(&t));
@@ -600,6 +591,7 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
         buf_free(&t);
     }
 
+    port_tls_mismatch(l, a, label, &acc);
     if (a->tunnel == NULL) {
         if (!host_given)
             config_error_at(l, map, "%s has no host", label);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_diag: the diagnostics store of the config module: collects
  * "FILE:LINE:COLUMN: message" entries (one printable line each, exact repeats
  * dropped), sorts them in file order and formats them. Knows nothing of

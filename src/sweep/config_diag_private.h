@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_diag_private.h: the diagnostics store as the config loader's
  * files use it. Free of libyaml, like config_diag.c. */
 #ifndef IMAPSWEEP_CONFIG_DIAG_PRIVATE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_private.h: what the files of the config loader share (config.c,
  * config_yaml.c, config_account.c, config_rule.c): the loader's state and
  * the typed YAML access of config_yaml.c. The only header with yaml.h. */
@@ -69,7 +70,8 @@ struct loader {
     const char **unknown_where; /* per node: reported as an unknown key */
     size_t first_error;
     size_t visits, max_visits;
-    uint64_t regex_cost;
+    uint64_t regex_bytes;       /* regex pattern bytes compiled so far */
+    size_t regex_count;         /* and patterns */
     bool aborted;
     bool check_mode;            /* config_load: warn about readable files */
     mode_t mode;
@@ -146,9 +148,10 @@ int config_get_word(struct loader *l, const char *what,
 int config_get_uint(struct loader *l, const char *what, const yaml_node_t *v,
                     uint64_t min, uint64_t max, const char *range,
                     uint64_t *out);
+/* A number without a unit is refused with "did you mean N<unit_hint>?". */
 int config_get_duration(struct loader *l, const char *what,
                         const yaml_node_t *v, uint64_t min, uint64_t max,
-                        const char *range, uint64_t *out);
+                        const char *range, char unit_hint, uint64_t *out);
 /* A size in bytes. */
 int config_get_size(struct loader *l, const char *what, const yaml_node_t *v,
                     uint64_t *out);

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /* config_rule: rules as the loader reads them: match trees built through
- * the rule module's setters (rule_validate() then checks their structure),
- * actions, and a guard on the cost of compiling regular expressions. */
+ * the rule module's setters (rule_validate() then checks their structure)
+ * and actions. */
 #include "config_private.h"
 
 #include <errno.h>
@@ -15,160 +16,32 @@
 
 static const char *const rule_keys[] = {"name", "mailboxes", "match",
                                         "action", "keep_newest", "dry_run"};
-static const char *const action_keys[] = {"move", "flag"};
+static const char *const action_keys[] = {"move", "flag", "create"};
 
-/* --- regex cost guard ------------------------------------------------------
- * Refuses what glibc's regcomp() would crash or stall on. Its only entry is
- * set_regex(), its only state the loader's regex_cost. */
-
-#define REGEX_MAX_DEPTH 32
-#define REGEX_MAX_SIZE 2000
-#define REGEX_BUDGET ((uint64_t)10000000)  /* sum of size^2 over a load */
-
-/* The index of the last character of the bracket expression at p[i]. */
-static size_t
-bracket_end(const char *p, size_t i)
-{
-    size_t j = i + 1;
-
-    if (p[j] == '^')
-        j++;
-    if (p[j] == ']')
-        j++;
-    while (p[j] != '\0' && p[j] != ']') {
-        if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '=' ||
-                            p[j + 1] == '.')) {
-            char end = p[j + 1];
-            size_t k = j + 2;
-
-            while (p[k] != '\0' && !(p[k] == end && p[k + 1] == ']'))
-                k++;
-            j = p[k] != '\0' ? k + 2 : k;
-            continue;
-        }
-        j++;
-    }
-    return p[j] != '\0' ? j : j - 1;
-}
-
-static size_t
-cap_size(size_t v)
-{
-    return v > REGEX_MAX_SIZE ? REGEX_MAX_SIZE + 1 : v;
-}
-
-/* glibc's regcomp() recurses once per level of parentheses (deep nesting
- * overflows the stack) and expands bounded repetitions, taking time that
- * grows with about the square of the expanded size. Estimate that size
- * (each {n,m} multiplies what it repeats by its largest count) and refuse
- * what would crash or stall; also back-references, a GNU extension to EREs
- * that makes matching exponential. Returns the size, or 0 and *err_r. */
-static size_t
-regex_size(const char *what, const char *p, char **err_r)
-{
-    struct {
-        size_t sum;   /* positions in this group so far */
-        size_t last;  /* size of the last atom, for a following {n,m} */
-    } st[REGEX_MAX_DEPTH + 1];
-    unsigned depth = 0;
-
-    st[0].sum = st[0].last = 0;
-    for (size_t i = 0; p[i] != '\0'; i++) {
-        size_t atom = 1;
-
-        switch (p[i]) {
-        case '\\':
-            if (p[i + 1] >= '1' && p[i + 1] <= '9') {
-                *err_r = xasprintf("%s: back-references (\\%c) are not "
-                                   "supported", what, p[i + 1]);
-                return 0;
-            }
-            if (p[i + 1] != '\0')
-                i++;
-            break;
-        case '[':
-            i = bracket_end(p, i);
-            break;
-        case '(':
-            if (depth == REGEX_MAX_DEPTH) {
-                *err_r = xasprintf("%s: nested too deeply (at most %d "
-                                   "levels of parentheses)", what,
-                                   REGEX_MAX_DEPTH);
-                return 0;
-            }
-            depth++;
-            st[depth].sum = st[depth].last = 0;
-            continue;
-        case ')':
-            if (depth == 0)
-                break;
-            atom = st[depth].sum > 0 ? st[depth].sum : 1;
-            depth--;
-            break;
-        case '|':
-            st[depth].last = 0;
-            continue;
-        case '*':
-        case '+':
-        case '?':
-            continue;
-        case '{': {
-            size_t j = i + 1, lo = 0, hi = 0, count;
-            bool has_lo = false, has_hi = false, comma = false;
-
-            for (; p[j] >= '0' && p[j] <= '9'; j++, has_lo = true)
-                lo = lo > 100000 ? lo : lo * 10 + (size_t)(p[j] - '0');
-            if (p[j] == ',') {
-                comma = true;
-                for (j++; p[j] >= '0' && p[j] <= '9'; j++, has_hi = true)
-                    hi = hi > 100000 ? hi : hi * 10 + (size_t)(p[j] - '0');
-            }
-            if (p[j] != '}' || (!has_lo && !has_hi))
-                break;  /* not an interval: regcomp() decides */
-            count = !comma ? lo : has_hi ? hi : lo + 1;
-            if (count == 0)
-                count = 1;
-            st[depth].sum = cap_size(st[depth].sum +
-                                     st[depth].last * (count - 1));
-            st[depth].last = cap_size(st[depth].last * count);
-            i = j;
-            continue;
-        }
-        default:
-            break;
-        }
-        st[depth].sum = cap_size(st[depth].sum + atom);
-        st[depth].last = atom;
-    }
-    /* unclosed groups: regcomp() reports them; count their contents */
-    for (; depth > 0; depth--)
-        st[depth - 1].sum = cap_size(st[depth - 1].sum + st[depth].sum);
-    if (st[0].sum > REGEX_MAX_SIZE) {
-        *err_r = xasprintf("%s: regular expression too large (more than %d "
-                           "positions once {n,m} are expanded)", what,
-                           REGEX_MAX_SIZE);
-        return 0;
-    }
-    return st[0].sum > 0 ? st[0].sum : 1;
-}
+/* Regular expressions are PCRE2's (rule.c): its own compile and match
+ * limits bound each pattern. What stays here bounds a whole load: aliases
+ * can make one pattern stand for thousands of match keys, each compiled. */
+#define REGEX_LOAD_BYTES ((uint64_t)1 << 20)  /* pattern bytes per load */
+#define REGEX_LOAD_COUNT 10000                 /* patterns per load */
 
 static int
 set_regex(struct loader *l, struct rule_node *node, const char *pattern,
           char **err_r)
 {
-    const char *what = rule_key_name(node->key);
-    size_t size = regex_size(what, pattern, err_r);
-    uint64_t cost = (uint64_t)size * size;
+    uint64_t len = strlen(pattern) + 1;
 
-    if (size == 0)
-        return -EINVAL;
-    /* bounds the compile time of the whole file, aliases included */
-    if (l->regex_cost + cost > REGEX_BUDGET) {
-        *err_r = xasprintf("%s: too many or too large regular expressions "
-                           "in total", what);
+    if (l->regex_bytes + len > REGEX_LOAD_BYTES ||
+        l->regex_count + 1 > REGEX_LOAD_COUNT) {
+        /* said once, where the budget ran out */
+        if (l->regex_bytes <= REGEX_LOAD_BYTES)
+            *err_r = xasprintf("%s: too many or too large regular "
+                               "expressions in total",
+                               rule_key_name(node->key));
+        l->regex_bytes = REGEX_LOAD_BYTES + 1;
         return -EINVAL;
     }
-    l->regex_cost += cost;
+    l->regex_bytes += len;
+    l->regex_count++;
     return rule_node_set_regex(node, pattern, err_r);
 }
 
@@ -218,8 +91,9 @@ build_leaf(struct loader *l, enum rule_key k, const struct entry *e,
             r = rule_node_set_string(node, s, &err);
         break;
     case RULE_VALUE_DURATION:
+        /* an age: older_than: 14 means 14 days to everyone who wrote it */
         r = config_get_duration(l, name, v, 1, UNITS_DURATION_MAX,
-                                "at least 1s", &x);
+                                "at least 1s", 'd', &x);
         if (r == 1)
             config_error_at(l, v, "%s must be a duration, not null", name);
         node->num = x;
@@ -494,6 +368,8 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
 {
     static const char must[] = "action must be delete, trash, "
                                "{move: MAILBOX} or {flag: FLAGS}";
+    const struct entry *kind_e = NULL, *create_e = NULL;
+    bool unknown = false;
     struct entry *e;
     const char *s;
     size_t n;
@@ -518,15 +394,17 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
         return;
     }
     n = config_map_entries(l, v, &e);
-    if (v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1) {
-        config_error_at(l, v,
-                        "action must have exactly one key: move or flag");
-        free(e);
-        return;
-    }
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *tv = e[i].vnode;
 
+        if (strcmp(e[i].key, "move") == 0 || strcmp(e[i].key, "flag") == 0) {
+            if (kind_e != NULL) {
+                config_error_at(l, e[i].knode, "action must have one of "
+                                "move or flag, not both");
+                continue;
+            }
+            kind_e = &e[i];
+        }
         if (strcmp(e[i].key, "move") == 0) {
             r->action = RULE_ACTION_MOVE;
             if (tv->type == YAML_SCALAR_NODE &&
@@ -537,11 +415,23 @@ parse_action(struct loader *l, struct rule *r, const yaml_node_t *v)
         } else if (strcmp(e[i].key, "flag") == 0) {
             r->action = RULE_ACTION_FLAG;
             get_flags(l, r, tv);
+        } else if (strcmp(e[i].key, "create") == 0) {
+            create_e = &e[i];
+            if (config_get_bool(l, "create", tv, &r->create) == 1)
+                config_error_at(l, tv, "create must be true or false, not "
+                                "null");
         } else {
             config_unknown_key(l, &e[i], "in action", action_keys,
                                ARRAY_SIZE(action_keys));
+            unknown = true;
         }
     }
+    if (kind_e == NULL && !unknown && !l->aborted)
+        config_error_at(l, v, "action must have move or flag (or be delete "
+                        "or trash)");
+    else if (create_e != NULL && r->action != RULE_ACTION_MOVE)
+        config_error_at(l, create_e->knode, "create applies to move only "
+                        "(a missing Trash is never created)");
     free(e);
 }
 
@@ -563,7 +453,7 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
     struct entry *e;
     char label[320];
     bool has_match = false, has_action = false;
-    size_t n;
+    size_t n, errors_before = l->diag->n_errors;
 
     n = config_map_entries(l, map, &e);
     for (size_t i = 0; i < n; i++) {
@@ -646,8 +536,25 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
         config_error_at(l, map, "%s has no match", label);
     if (!has_action)
         config_error_at(l, map, "%s has no action", label);
-    if (r->match != NULL)
-        rule_validate(r, validate_report, l);
+    /* (a key refused above left a placeholder: say nothing about it) */
+    if (r->match != NULL && rule_validate(r, validate_report, l) == 0 &&
+        l->diag->n_errors == errors_before &&
+        (r->action == RULE_ACTION_DELETE || r->action == RULE_ACTION_TRASH) &&
+        rule_match_is_broad(r)) {
+        char *m = rule_describe_match(r->match);
+
+        /* {older_than: 30d} alone, or {not: {from: boss}}: whole mailboxes */
+        config_warning_pos(l, r->match->line, r->match->col,
+                           "%s would %s all messages %s in every mailbox it "
+                           "applies to: its match names no mail, only age, "
+                           "size or flags (add a key such as from or subject, "
+                           "or all: true if that is meant)", label,
+                           r->action == RULE_ACTION_DELETE
+                               ? "delete"
+                               : "move to the Trash",
+                           m);
+        free(m);
+    }
 }
 
 void

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_yaml: the loader's typed access to the YAML document: node
  * positions, diagnostics at a node, alias-bounded visits, mapping entries
  * with "did you mean" suggestions for unknown keys, and getters for text,
@@ -414,7 +415,7 @@ config_get_uint(struct loader *l, const char *what, const yaml_node_t *v,
 int
 config_get_duration(struct loader *l, const char *what, const yaml_node_t *v,
                     uint64_t min, uint64_t max, const char *range,
-                    uint64_t *out)
+                    char unit_hint, uint64_t *out)
 {
     const char *s;
     uint64_t x;
@@ -423,6 +424,16 @@ config_get_duration(struct loader *l, const char *what, const yaml_node_t *v,
     if (r != 0)
         return r;
     r = units_parse_duration(s, &x);
+    if (r == -EDOM) {
+        /* imapfilter's is_older(14) and archivemail's --days mean days;
+         * seconds would be the worst guess for an age */
+        config_error_at(l, v,
+                        "%s \"%s\" has no unit: did you mean %s%c? "
+                        "(durations are written 30s, 5m, 2h, 14d, 1w)",
+                        what, config_show(l, s), config_show(l, s),
+                        unit_hint);
+        return -1;
+    }
     if (r == -ERANGE) {
         config_error_at(l, v,
                         "duration \"%s\" is too large (at most 100 years)",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "poller.h"
 
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct poller {
     struct config *config;       /* a reference: acc is one of its accounts */
     const struct config_account *acc;
     struct tls_ctx *tls;
+    struct secret_cache *secrets;   /* borrowed, like tls */
     const struct log_ctx *log;   /* the account's */
     const struct poller_ops *ops;
     void *arg;
@@ -374,7 +376,7 @@ poller_connect(struct poller *p)
     p->st = PS_CONNECTING;
     set_shared_states(p, WATCHER_CONNECTING, NULL);
     p->session = session_new(&p->env->session, p->config, p->acc, p->tls,
-                             NULL, &poller_events, p);
+                             p->secrets, NULL, &poller_events, p);
 }
 
 /* --- the owner's calls --------------------------------------------------- */
@@ -382,8 +384,8 @@ poller_connect(struct poller *p)
 struct poller *
 poller_new(const struct watcher_env *env, struct config *config,
            const struct config_account *acc, struct tls_ctx *tls,
-           const struct log_ctx *log, const struct poller_ops *ops,
-           void *arg)
+           struct secret_cache *secrets, const struct log_ctx *log,
+           const struct poller_ops *ops, void *arg)
 {
     struct poller *p = xcalloc(1, sizeof(*p));
 
@@ -391,6 +393,7 @@ poller_new(const struct watcher_env *env, struct config *config,
     p->config = config_ref(config);
     p->acc = acc;
     p->tls = tls;
+    p->secrets = secrets;
     p->log = log;
     p->ops = ops;
     p->arg = arg;
@@ -427,6 +430,7 @@ poller_set_account(struct poller *p, struct config *config,
     config_unref(p->config);
     p->config = config;
     p->acc = acc;
+    session_set_account(p->session, config, acc);
 }
 
 void

@@ -1,11 +1,70 @@
+/* SPDX-License-Identifier: MIT */
 #include "rule.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "buf.h"
 #include "util.h"
+
+/* Regular expressions: PCRE2's own limits bound what one match may cost
+ * (a pattern such as (a+)+$ on a long header ends with "no answer"
+ * instead of running for minutes); nesting and length bound the compile. */
+#define REGEX_MAX_LENGTH 8192
+#define REGEX_MAX_PARENS 64
+#define REGEX_MATCH_LIMIT 1000000
+#define REGEX_DEPTH_LIMIT 10000
+#define REGEX_HEAP_LIMIT_KIB 4096
+
+struct rule_regex {
+    pcre2_code *code;
+    pcre2_match_data *md;      /* one match at a time: the loop is single */
+    pcre2_match_context *mctx;
+};
+
+static void *
+regex_alloc(size_t size, void *arg)
+{
+    (void)arg;
+    return xmalloc(size);
+}
+
+static void
+regex_release(void *p, void *arg)
+{
+    (void)arg;
+    free(p);
+}
+
+/* PCRE2 allocates through xmalloc like the rest of the program: one
+ * context for the process, reachable until exit. */
+static pcre2_general_context *
+regex_memory(void)
+{
+    static pcre2_general_context *g;
+
+    if (g == NULL) {
+        g = pcre2_general_context_create(regex_alloc, regex_release, NULL);
+        if (g == NULL)
+            g = xmalloc(SIZE_MAX);  /* reports out of memory and aborts */
+    }
+    return g;
+}
+
+static void
+regex_free(struct rule_regex *re)
+{
+    if (re == NULL)
+        return;
+    pcre2_match_context_free(re->mctx);
+    pcre2_match_data_free(re->md);
+    pcre2_code_free(re->code);
+    free(re);
+}
 
 /* --- keys ---------------------------------------------------------------- */
 
@@ -101,8 +160,7 @@ rule_node_free(struct rule_node *n)
     for (size_t i = 0; i < n->n_children; i++)
         rule_node_free(n->children[i]);
     free(n->children);
-    if (n->has_re)
-        regfree(&n->re);
+    regex_free(n->re);
     free(n->name);
     free(n->str);
     free(n);
@@ -155,25 +213,63 @@ rule_node_set_header_name(struct rule_node *n, const char *name,
 int
 rule_node_set_regex(struct rule_node *n, const char *pattern, char **err_r)
 {
-    int ret;
+    /* UCP: \w, \d, \b and [[:alpha:]] know Unicode (decoded headers);
+     * MATCH_INVALID_UTF: a header that is not valid UTF-8 is matched where
+     * it is, never an error; NEVER_BACKSLASH_C: \C could split a character */
+    const uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS |
+                          PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C;
+    size_t len = strlen(pattern);
+    pcre2_compile_context *cctx;
+    struct rule_regex *re;
+    PCRE2_SIZE offset = 0;
+    int code = 0;
 
-    if (n->has_re) {
-        regfree(&n->re);
-        n->has_re = false;
-    }
-    ret = regcomp(&n->re, pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-    if (ret != 0) {
-        char msg[256];
-
-        regerror(ret, &n->re, msg, sizeof(msg));
-        *err_r = xasprintf("%s: invalid regular expression: %s",
-                           rule_key_name(n->key), msg);
+    if (len > REGEX_MAX_LENGTH) {
+        *err_r = xasprintf("%s: regular expression longer than %d bytes",
+                           rule_key_name(n->key), REGEX_MAX_LENGTH);
         return -EINVAL;
     }
-    n->has_re = true;
+    cctx = pcre2_compile_context_create(regex_memory());
+    pcre2_set_parens_nest_limit(cctx, REGEX_MAX_PARENS);
+    pcre2_set_max_pattern_length(cctx, REGEX_MAX_LENGTH);
+    re = xcalloc(1, sizeof(*re));
+    re->code = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &offset,
+                             cctx);
+    pcre2_compile_context_free(cctx);
+    if (re->code == NULL) {
+        PCRE2_UCHAR msg[256];
+
+        if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+            util_strlcpy((char *)msg, "unknown error", sizeof(msg));
+        *err_r = xasprintf("%s: invalid regular expression at offset %zu: "
+                           "%s", rule_key_name(n->key), (size_t)offset,
+                           (const char *)msg);
+        free(re);
+        return -EINVAL;
+    }
+    re->md = pcre2_match_data_create(1, regex_memory());
+    re->mctx = pcre2_match_context_create(regex_memory());
+    pcre2_set_match_limit(re->mctx, REGEX_MATCH_LIMIT);
+    pcre2_set_depth_limit(re->mctx, REGEX_DEPTH_LIMIT);
+    pcre2_set_heap_limit(re->mctx, REGEX_HEAP_LIMIT_KIB);
+    regex_free(n->re);
+    n->re = re;
     free(n->str);
     n->str = xstrdup(pattern);
     return 0;
+}
+
+int
+rule_regex_match(const struct rule_regex *re, const char *text, size_t len)
+{
+    int r = pcre2_match(re->code, (PCRE2_SPTR)text, len, 0, 0, re->md,
+                        re->mctx);
+
+    if (r >= 0)
+        return 1;
+    if (r == PCRE2_ERROR_NOMATCH)
+        return 0;
+    return -1;
 }
 
 int
@@ -234,7 +330,23 @@ rule_check_flag(const char *flag, char **err_r)
         }
         *err_r = xasprintf("unknown system flag \"%s\" (expected \\Seen, "
                            "\\Answered, \\Flagged, \\Deleted, \\Draft or a "
-                           "keyword)", flag);
+                           "keyword without a backslash)", flag);
+        return -EINVAL;
+    }
+    /* "flag: Seen" would set a keyword named Seen: every client shows the
+     * message unread all the same */
+    for (size_t i = 0; i < ARRAY_SIZE(system_flags); i++) {
+        if (util_strcaseeq(flag, system_flags[i] + 1)) {
+            *err_r = xasprintf("flag \"%s\" would set a keyword, not the "
+                               "system flag: did you mean %s? (in YAML "
+                               "'%s' or \"\\\\%s\")", flag, system_flags[i],
+                               system_flags[i], system_flags[i] + 1);
+            return -EINVAL;
+        }
+    }
+    if (util_strcaseeq(flag, "Recent")) {
+        *err_r = xstrdup("flag \"Recent\": \\Recent is set by the server "
+                         "only and cannot be stored");
         return -EINVAL;
     }
     if (len == 0 || len > 200)
@@ -247,8 +359,9 @@ rule_check_flag(const char *flag, char **err_r)
     }
     return 0;
 bad:
-    *err_r = xasprintf("invalid flag keyword \"%s\" (1 to 200 printable "
-                       "ASCII characters, no spaces or (){%%*\"\\])", flag);
+    *err_r = xasprintf("invalid flag keyword \"%s\" (an IMAP atom: 1 to "
+                       "200 printable ASCII characters, no spaces or "
+                       "(){%%*\"\\])", flag);
     return -EINVAL;
 }
 
@@ -316,6 +429,12 @@ rule_applies_to(const struct rule *r, const char *mailbox)
             return true;
     }
     return false;
+}
+
+bool
+rule_is_dry(const struct rule *r, bool force, bool default_dry)
+{
+    return force || r->dry_run == 1 || (r->dry_run == -1 && default_dry);
 }
 
 const char *
@@ -473,6 +592,7 @@ rule_canonical(const struct rule *r)
         canon_node(&out, r->match);
     buf_printf(&out, " action %s ", rule_action_name(r->action));
     canon_str(&out, r->target);
+    buf_printf(&out, " create %d", r->create);
     buf_append_str(&out, " flags [");
     for (size_t i = 0; i < r->n_flags; i++) {
         buf_append_char(&out, ' ');

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rule_plan: compiling a rule's match tree into its SEARCH plan (the main
  * search, auxiliary searches) and evaluating the rest on the client. */
 #include "rule.h"
@@ -404,8 +405,8 @@ emit_prefix(struct imap_build *b, bool esearch, bool charset)
 }
 
 void
-rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
-                       uint32_t uid_lo, bool esearch)
+rule_plan_build_search_range(const struct rule_plan *p, struct imap_build *b,
+                             uint32_t uid_lo, uint32_t uid_hi, bool esearch)
 {
     emit_prefix(b, esearch, needs_charset(&p->root));
     if (uid_lo != 0) {
@@ -413,11 +414,21 @@ rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
 
         /* lo:* also matches the highest UID when it is below lo (RFC
          * 3501 9, seq-range): the caller clips the result */
-        snprintf(range, sizeof(range), "%u:*", uid_lo);
+        if (uid_hi != 0)
+            snprintf(range, sizeof(range), "%u:%u", uid_lo, uid_hi);
+        else
+            snprintf(range, sizeof(range), "%u:*", uid_lo);
         imap_build_atom(b, "UID");
         imap_build_atom(b, range);
     }
     emit_keys(p, &p->root, b, uid_lo != 0);
+}
+
+void
+rule_plan_build_search(const struct rule_plan *p, struct imap_build *b,
+                       uint32_t uid_lo, bool esearch)
+{
+    rule_plan_build_search_range(p, b, uid_lo, 0, esearch);
 }
 
 size_t
@@ -464,22 +475,37 @@ rule_plan_duplicate(const struct rule_plan *p)
     return p->dup;
 }
 
-static bool
-header_matches(const struct rule_msg *m, const char *name, const regex_t *re)
+/* 1: some field of that name matches, 0: none, -1: a regex reached its
+ * limits on a field that did not match otherwise (no answer). */
+static int
+header_matches(const struct rule_msg *m, const char *name,
+               const struct rule_regex *re)
 {
+    int ret = 0;
+
     for (size_t i = 0; i < m->n_headers; i++) {
-        if (util_strcaseeq(m->headers[i].name, name) &&
-            regexec(re, m->headers[i].value, 0, NULL, 0) == 0)
-            return true;
+        if (util_strcaseeq(m->headers[i].name, name)) {
+            int r = rule_regex_match(re, m->headers[i].value,
+                                     strlen(m->headers[i].value));
+
+            if (r == 1)
+                return 1;
+            if (r < 0)
+                ret = -1;
+        }
     }
-    return false;
+    return ret;
 }
 
+/* Evaluation of a subtree; *unknown is set when a regex gave no answer,
+ * which makes the whole rule "no evidence" (never a match: a regex that
+ * gives up under not: must not turn into a match). */
 static bool
 eval(const struct rule_plan *p, const struct pnode *pn,
-     const struct rule_msg *m, const struct uidset *aux)
+     const struct rule_msg *m, const struct uidset *aux, bool *unknown)
 {
     const struct rule_node *n = pn->n;
+    int r;
 
     if (pn->aux >= 0)
         return uidset_contains(&aux[pn->aux], m->uid);
@@ -488,18 +514,18 @@ eval(const struct rule_plan *p, const struct pnode *pn,
     switch (n->key) {
     case RULE_AND:
         for (size_t i = 0; i < pn->nkids; i++) {
-            if (!eval(p, &pn->kids[i], m, aux))
+            if (!eval(p, &pn->kids[i], m, aux, unknown))
                 return false;
         }
         return true;
     case RULE_ANY:
         for (size_t i = 0; i < pn->nkids; i++) {
-            if (eval(p, &pn->kids[i], m, aux))
+            if (eval(p, &pn->kids[i], m, aux, unknown))
                 return true;
         }
         return false;
     case RULE_NOT:
-        return !eval(p, &pn->kids[0], m, aux);
+        return !eval(p, &pn->kids[0], m, aux, unknown);
     case RULE_OLDER:
         return m->internaldate < (int64_t)p->now - (int64_t)n->num;
     case RULE_NEWER:
@@ -509,11 +535,15 @@ eval(const struct rule_plan *p, const struct pnode *pn,
     case RULE_BODY_SHA256:
         return memcmp(m->sha256, n->digest, 32) == 0;
     case RULE_SUBJECT_REGEX:
-        return header_matches(m, "Subject", &n->re);
     case RULE_FROM_REGEX:
-        return header_matches(m, "From", &n->re);
     case RULE_HEADER_REGEX:
-        return header_matches(m, n->name, &n->re);
+        r = header_matches(m, n->key == RULE_SUBJECT_REGEX ? "Subject"
+                              : n->key == RULE_FROM_REGEX  ? "From"
+                                                           : n->name,
+                           n->re);
+        if (r < 0)
+            *unknown = true;
+        return r == 1;
     default:
         /* an exact server-side key below an inexact node always has an
          * aux search; reaching here would be a compiler bug: never match */
@@ -526,6 +556,7 @@ rule_plan_eval(const struct rule_plan *p, const struct rule_msg *m,
                const struct uidset *aux)
 {
     const struct pnode *root = &p->root;
+    bool unknown = false;
 
     /* Without the data a key needs there is no evidence: never match (a
      * missing body under `not:` must not turn into a match). */
@@ -537,12 +568,73 @@ rule_plan_eval(const struct rule_plan *p, const struct rule_msg *m,
         return false;
     if (root->n->key == RULE_AND) {
         for (size_t i = 0; i < root->nkids; i++) {
-            if (!root->kids[i].exact && !eval(p, &root->kids[i], m, aux))
+            if (!root->kids[i].exact &&
+                !eval(p, &root->kids[i], m, aux, &unknown))
                 return false;
         }
-        return true;
+        return !unknown;
     }
-    return root->exact || eval(p, root, m, aux);
+    return root->exact || (eval(p, root, m, aux, &unknown) && !unknown);
+}
+
+/* --- parts --------------------------------------------------------------- */
+
+/* The parts: a top-level AND's children, or the root itself. */
+static const struct pnode *
+part(const struct rule_plan *p, size_t i)
+{
+    const struct pnode *root = &p->root;
+
+    return root->n->key == RULE_AND ? &root->kids[i] : root;
+}
+
+size_t
+rule_plan_n_parts(const struct rule_plan *p)
+{
+    return p->root.n->key == RULE_AND ? p->root.nkids : 1;
+}
+
+const struct rule_node *
+rule_plan_part(const struct rule_plan *p, size_t i)
+{
+    return part(p, i)->n;
+}
+
+bool
+rule_plan_part_server(const struct rule_plan *p, size_t i)
+{
+    const struct pnode *pn = part(p, i);
+
+    /* duplicate is "exact" as a key, but decided over the set */
+    return pn->exact && pn->n->key != RULE_DUPLICATE;
+}
+
+void
+rule_plan_build_part_search(const struct rule_plan *p, size_t i,
+                            struct imap_build *b, const struct uidset *uids,
+                            bool esearch)
+{
+    const struct pnode *pn = part(p, i);
+
+    emit_prefix(b, esearch, needs_charset(pn));
+    imap_build_atom(b, "UID");
+    imap_build_uidset(b, uids);
+    emit_keys(p, pn, b, true);
+}
+
+int
+rule_plan_part_eval(const struct rule_plan *p, size_t i,
+                    const struct rule_msg *m, const struct uidset *aux)
+{
+    bool unknown = false, r;
+
+    if (((p->needs & RULE_NEED_MD5) && !m->has_md5) ||
+        ((p->needs & RULE_NEED_SHA256) && !m->has_sha256) ||
+        ((p->needs & RULE_NEED_INTERNALDATE) && !m->has_internaldate) ||
+        (p->n_aux > 0 && aux == NULL))
+        return -1;
+    r = eval(p, part(p, i), m, aux, &unknown);
+    return unknown ? -1 : r;
 }
 
 void

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "secret.h"
 
 #include <errno.h>
@@ -113,8 +114,8 @@ check_mode(struct secret_req *r, int fd, const char *path)
     free(r->warning);
     r->warning = xasprintf("password_file %s is readable by group or others "
                            "(mode %04o): make it mode 600, owned by the user "
-                           "imapsweepd runs as", path,
-                           (unsigned)mode);
+                           "imapsweepd runs as, or use password_credential",
+                           path, (unsigned)mode);
 }
 
 static void

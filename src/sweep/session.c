@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "session.h"
 
 #include <stdarg.h>
@@ -22,6 +23,10 @@ struct session {
     struct gate_waiter gw;
     struct imap_conn *conn;
     struct secret_req *secret;
+    struct secret_cache *secrets;   /* the account's, referenced; or NULL */
+    struct secret_cache_req *creq;  /* a get from it in flight */
+    bool secret_kept;        /* the secret logged in with was a kept copy */
+    bool retried;            /* ... and was refused once already */
     uv_timer_t timer;        /* delivers a `closed` without a connection */
     bool logged_in;
     bool logout;
@@ -51,6 +56,8 @@ deliver_closed(struct session *s, int err, const char *msg, bool auth)
     s->conn = NULL;
     secret_cancel(s->secret);
     s->secret = NULL;
+    secret_cache_cancel(s->creq);
+    s->creq = NULL;
     gate_release(&s->gw);
     imap_conn_free(c);
     s->ev->closed(s, err, msg, auth, s->arg);
@@ -75,13 +82,14 @@ close_later(struct session *s, int err, const char *msg)
     uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 
+static void get_secret(struct session *s);
+
 static void
 login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 {
     struct session *s = arg;
     char *msg;
 
-    (void)c;
     if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
         return;
     if (r->status == IMAP_OK) {
@@ -91,10 +99,49 @@ login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         s->ev->ready(s, s->arg);
         return;
     }
+    /* refused: whatever was kept is no good (the next login reads the
+     * source); a kept token has most likely expired: try a fresh one now,
+     * rather than after reconnect_max */
+    secret_cache_drop(s->secrets);
+    if (s->secret_kept && !s->retried &&
+        imap_conn_state(c) == IMAP_CONN_NOT_AUTH) {
+        s->retried = true;
+        log_ctx_msg(&s->log, LL_INFO, "the kept %s was refused (%s): "
+                    "getting a new one", secret_kind_name(s->acc->secret.kind),
+                    r->text ? r->text : "");
+        get_secret(s);
+        return;
+    }
     msg = xasprintf("authentication failed: %s %s",
                     imap_status_name(r->status), r->text ? r->text : "");
     deliver_closed(s, ERR_AUTH, msg, true);
     free(msg);
+}
+
+static void
+on_secret(void *arg, int err, const char *msg, char *secret, size_t len);
+
+static void
+on_kept_secret(void *arg, int err, const char *msg, char *secret, size_t len,
+               bool kept)
+{
+    struct session *s = arg;
+
+    s->creq = NULL;
+    s->secret_kept = kept;
+    on_secret(s, err, msg, secret, len);
+}
+
+/* fetched for every login, or from the account's cache */
+static void
+get_secret(struct session *s)
+{
+    if (s->secrets != NULL)
+        s->creq = secret_cache_get(s->secrets, on_kept_secret, s);
+    else
+        s->secret = secret_fetch(s->env.loop, &s->acc->secret,
+                                 s->acc->command_timeout * 1000, on_secret,
+                                 s);
 }
 
 static void
@@ -144,9 +191,7 @@ on_ready(struct imap_conn *c, void *arg)
     }
     if (s->ev->authenticating != NULL)
         s->ev->authenticating(s, s->arg);
-    /* fetched for every login, never kept */
-    s->secret = secret_fetch(s->env.loop, &s->acc->secret,
-                             s->acc->command_timeout * 1000, on_secret, s);
+    get_secret(s);
 }
 
 static void
@@ -159,13 +204,39 @@ on_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
         s->ev->untagged(s, r, s->arg);
 }
 
+/* A TLS mode that does not fit the port shows as a silent server or an
+ * obscure TLS error: say what is likely wrong. NULL: nothing to add. */
+static char *
+mode_hint(const struct session *s, const struct imap_conn *c, int err,
+          const char *msg)
+{
+    const struct config_account *a = s->acc;
+
+    /* after a greeting (and so after the login, when the settings are
+     * dropped) the TLS mode was right */
+    if (a == NULL || imap_conn_greeted(c) || a->tunnel != NULL)
+        return NULL;
+    /* a TLS port says nothing until it hears a ClientHello */
+    if (err == ERR_TIMEOUT && a->tls != CONFIG_TLS_IMPLICIT)
+        return xasprintf("%s: is this port implicit TLS? try tls: implicit",
+                         msg);
+    /* a plain port's "* OK" is no TLS record */
+    if (err == ERR_TLS && a->tls == CONFIG_TLS_IMPLICIT &&
+        (strstr(msg, "wrong version number") != NULL ||
+         strstr(msg, "packet length too long") != NULL))
+        return xasprintf("%s: the server does not speak TLS on this port: "
+                         "is it a STARTTLS port? try tls: starttls", msg);
+    return NULL;
+}
+
 static void
 on_closed(struct imap_conn *c, int err, const char *msg, void *arg)
 {
     struct session *s = arg;
+    char *hinted = mode_hint(s, c, err, msg);
 
-    (void)c;
-    deliver_closed(s, err, msg, false);
+    deliver_closed(s, err, hinted != NULL ? hinted : msg, false);
+    free(hinted);
 }
 
 static const struct imap_conn_events conn_events = {
@@ -208,7 +279,8 @@ on_admitted(struct gate_waiter *gw, void *arg)
 struct session *
 session_new(const struct session_env *env, struct config *config,
             const struct config_account *acc, struct tls_ctx *tls,
-            const char *mailbox, const struct session_events *ev, void *arg)
+            struct secret_cache *secrets, const char *mailbox,
+            const struct session_events *ev, void *arg)
 {
     struct session *s = xcalloc(1, sizeof(*s));
 
@@ -216,6 +288,7 @@ session_new(const struct session_env *env, struct config *config,
     s->config = config_ref(config);
     s->acc = acc;
     s->tls = tls ? tls_ctx_ref(tls) : NULL;
+    s->secrets = secrets ? secret_cache_ref(secrets) : NULL;
     s->account = xstrdup(acc->name);
     s->mailbox = mailbox ? xstrdup(mailbox) : NULL;
     s->log.account = s->account;
@@ -241,6 +314,18 @@ session_conn(const struct session *s)
 }
 
 void
+session_set_account(struct session *s, struct config *config,
+                    const struct config_account *acc)
+{
+    if (s == NULL || s->acc == NULL)
+        return; /* logged in: the settings are not read again */
+    config_ref(config);
+    config_unref(s->config);
+    s->config = config;
+    s->acc = acc;
+}
+
+void
 session_logout(struct session *s)
 {
     s->logout = true;
@@ -251,6 +336,8 @@ session_logout(struct session *s)
     /* not logged in yet: there is nothing to log out of */
     secret_cancel(s->secret);
     s->secret = NULL;
+    secret_cache_cancel(s->creq);
+    s->creq = NULL;
     gate_release(&s->gw);
     if (s->conn != NULL) {
         struct imap_conn *c = s->conn;
@@ -281,10 +368,12 @@ session_free(struct session *s)
     c = s->conn;
     s->conn = NULL;
     secret_cancel(s->secret);
+    secret_cache_cancel(s->creq);
     gate_release(&s->gw);
     imap_conn_free(c);
     drop_settings(s);
     tls_ctx_unref(s->tls);
+    secret_cache_unref(s->secrets);
     free(s->account);
     free(s->mailbox);
     uv_timer_stop(&s->timer);

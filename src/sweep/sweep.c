@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep: lifetime, the top of the range, the searches, and the phase
  * machine that drives fetching (sweep_fetch.c), evaluation (sweep_eval.c)
  * and the actions (sweep_act.c). */
@@ -424,7 +425,10 @@ search_rule(struct sweep *s, struct sweep_rule *sr)
 
     imap_build_atom(b, "UID");
     imap_build_atom(b, "SEARCH");
-    rule_plan_build_search(sr->plan, b, lo, s->esearch);
+    rule_plan_build_search_range(sr->plan, b, lo,
+                                 sr->global || sr->claim_all ? 0
+                                                             : s->p.uid_hi,
+                                 s->esearch);
     sweep_enqueue_search(s, b, &sr->found);
 }
 
@@ -454,15 +458,19 @@ finish(struct sweep *s)
 {
     s->phase = PH_DONE;
     s->stats = xcalloc(s->n_rules ? s->n_rules : 1, sizeof(*s->stats));
-    for (size_t i = 0; i < s->n_rules; i++)
+    for (size_t i = 0; i < s->n_rules; i++) {
         s->stats[i] = s->rules[i].stat;
+        s->stats[i].claimed = &s->rules[i].claimed;
+        s->stats[i].acting = &s->rules[i].final;
+    }
     s->result.err = s->cancelled && s->err == 0 ? ERR_CANCELLED : s->err;
     s->result.msg = s->err ? s->msg : s->cancelled ? "cancelled" : NULL;
     s->result.full = s->full;
     s->result.uid_top = s->uid_top;
     s->result.stats = s->stats;
     s->result.n_stats = s->n_rules;
-    s->result.duration_ms = (uint64_t)(uv_hrtime() / 1000000) - s->started_ms;
+    s->result.duration_us = (uv_hrtime() - s->started_ns) / 1000;
+    s->result.duration_ms = s->result.duration_us / 1000;
     s->cb(s, &s->result, s->cb_arg);
     sweep_free(s);
 }
@@ -492,12 +500,23 @@ advance(struct sweep *s)
             /* lo:* also finds mail that arrived after the FETCH */
             sweep_eval_clip_found(s->rules, s->n_rules, s->uid_lo,
                                   s->uid_top);
+            s->uid_end = s->p.uid_hi != 0 && s->p.uid_hi < s->uid_top
+                             ? s->p.uid_hi
+                             : s->uid_top;
+            for (size_t i = 0; i < s->n_rules; i++) {
+                if (!s->rules[i].global && !s->rules[i].claim_all)
+                    uidset_clip(&s->rules[i].found, s->uid_lo, s->uid_end);
+            }
             s->phase = PH_PREP;
             sweep_fetch_prep(s);
             continue;
         case PH_PREP:
             sweep_eval_rules(s->rules, s->n_rules, &s->store, s->uid_lo,
-                             s->uid_top);
+                             s->uid_end);
+            if (s->p.evaluate_only) {
+                s->phase = PH_FINAL;
+                continue;
+            }
             s->phase = PH_AUDIT;
             sweep_fetch_audit(s);
             if (sweep_act_needs_trash(s))
@@ -550,7 +569,7 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
         s->p.max_set_len = DEFAULT_SET_LEN;
     s->cb = cb;
     s->cb_arg = arg;
-    s->started_ms = uv_hrtime() / 1000000;
+    s->started_ns = uv_hrtime();
     s->uid_lo = p->uid_lo ? p->uid_lo : 1;
     s->full = s->uid_lo == 1;
     s->exists_max = imap_conn_mailbox(p->conn)->exists;

@@ -1,8 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 6: the actions, batched over chunked UID sets with the
  * UIDVALIDITY re-checked before every command; the audit lines for what was
  * acted on; the \Trash lookup. */
 #include "sweep_private.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,16 +61,24 @@ append_quoted(struct buf *b, const char *text)
     buf_append_char(b, '"');
 }
 
+/* One line per message (audit: messages) or per rule (counts). In the
+ * journal a preview is ACTION=would_delete with DRY_RUN=1, never the
+ * ACTION=delete of a real deletion; Message-ID, From and Subject are
+ * fields of their own. */
 static void
 audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
           const struct uidset *set, bool would)
 {
+    char action[32];
+    struct log_fields f = {.rule = rname(sr), .action = action,
+                           .dry_run = would};
+
     if (uidset_empty(set))
         return;
+    snprintf(action, sizeof(action), "%s%s", would ? "would_" : "", verb);
     if (s->p.audit == CONFIG_AUDIT_COUNTS) {
-        log_ctx_action(&s->log, LL_INFO, rname(sr), verb, 0,
-                       "%s: %s%s %llu message%s", sr->rule->name,
-                       would ? "would " : "", verb,
+        log_ctx_fields(&s->log, LL_INFO, &f, "%s: %s%s %llu message%s",
+                       sr->rule->name, would ? "would " : "", verb,
                        (unsigned long long)uidset_count(set),
                        uidset_count(set) == 1 ? "" : "s");
         return;
@@ -77,28 +88,83 @@ audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
     for (size_t r = 0; r < set->n; r++) {
         for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
             struct sweep_msg *m = sweep_store_find(&s->store, (uint32_t)u);
-            const char *id = NULL, *from = NULL, *subj = NULL;
             struct buf q;
 
+            f.uid = (uint32_t)u;
+            f.message_id = f.from = f.subject = NULL;
             if (m != NULL) {
-                id = mime_fields_get(&m->headers, "Message-ID");
-                from = mime_fields_get(&m->headers, "From");
-                subj = mime_fields_get(&m->headers, "Subject");
+                f.message_id = mime_fields_get(&m->headers, "Message-ID");
+                f.from = mime_fields_get(&m->headers, "From");
+                f.subject = mime_fields_get(&m->headers, "Subject");
             }
             buf_init(&q, BUF_NOCAP);
             buf_append_str(&q, " message-id ");
-            append_quoted(&q, id);
+            append_quoted(&q, f.message_id);
             buf_append_str(&q, " from ");
-            append_quoted(&q, from);
+            append_quoted(&q, f.from);
             buf_append_str(&q, " subject ");
-            append_quoted(&q, subj);
-            log_ctx_action(&s->log, LL_INFO, rname(sr), verb, (uint32_t)u,
-                           "%s: %s%s uid %llu%s", sr->rule->name,
-                           would ? "would " : "", verb,
+            append_quoted(&q, f.subject);
+            log_ctx_fields(&s->log, LL_INFO, &f, "%s: %s%s uid %llu%s",
+                           sr->rule->name, would ? "would " : "", verb,
                            (unsigned long long)u, buf_cstr(&q));
             buf_free(&q);
         }
     }
+}
+
+/* --- failures ------------------------------------------------------------ */
+
+/* The first reason the rule's action failed, for status and --once. */
+static void
+set_why(struct sweep_rule *sr, const char *msg)
+{
+    sr->stat.failed = true;
+    if (sr->why == NULL) {
+        sr->why = xstrdup(msg);
+        sr->stat.why = sr->why;
+    }
+}
+
+/* The rule's action failed (the mail stays where it is): log why. */
+static void rule_failed(struct sweep *s, struct sweep_rule *sr,
+                        const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+static void
+rule_failed(struct sweep *s, struct sweep_rule *sr, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    log_ctx_action(&s->log, LL_ERROR, rname(sr), NULL, 0, "%s: %s",
+                   sr->rule->name, msg);
+    set_why(sr, msg);
+    free(msg);
+}
+
+/* Only `action: {move: X, create: true}` creates a missing target: a typo
+ * must not make a new folder that mail then disappears into. */
+static bool
+may_create(const struct sweep_rule *sr)
+{
+    return sr->rule->action == RULE_ACTION_MOVE && sr->rule->create;
+}
+
+static void
+missing_target(struct sweep *s, struct sweep_rule *sr, const char *target,
+               bool dry)
+{
+    if (sr->rule->action == RULE_ACTION_MOVE)
+        rule_failed(s, sr, "target mailbox \"%s\" does not exist: %s (add "
+                    "create: true to the action to have it created)", target,
+                    dry ? "the move would fail" : "nothing moved");
+    else
+        rule_failed(s, sr, "trash mailbox \"%s\" does not exist: %s (a "
+                    "Trash is never created: create it, or set "
+                    "trash_mailbox)", target,
+                    dry ? "the action would fail" : "nothing moved");
 }
 
 /* --- phase 6: actions ---------------------------------------------------- */
@@ -136,9 +202,8 @@ batch_chunk_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         uidset_union(&b->retry, &req->chunk);
     } else if (r->status == IMAP_NO || r->status == IMAP_BAD) {
         b->failed = true;
-        log_ctx_action(&s->log, LL_ERROR, rname(b->sr), b->verb, 0,
-                       "%s: %s refused: %s %s", b->sr->rule->name, b->verb,
-                       imap_status_name(r->status), r->text ? r->text : "");
+        rule_failed(s, b->sr, "%s refused: %s %s", b->verb,
+                    imap_status_name(r->status), r->text ? r->text : "");
     } else {
         sweep_reply_ok(s, r, b->verb);
     }
@@ -414,7 +479,8 @@ after_move(struct sweep *s, struct batch *b)
 {
     struct sweep_rule *sr = b->sr;
 
-    if (!uidset_empty(&b->retry) && !b->created && !sweep_stopped(s)) {
+    if (!uidset_empty(&b->retry) && !b->created && !sweep_stopped(s) &&
+        may_create(sr)) {
         struct imap_build *bd = imap_conn_build(s->p.conn);
 
         b->created = true;
@@ -424,10 +490,13 @@ after_move(struct sweep *s, struct batch *b)
         return;
     }
     if (!uidset_empty(&b->retry)) {
+        /* [TRYCREATE]: the target is missing; the mail stays */
         b->failed = true;
-        log_ctx_action(&s->log, LL_ERROR, rname(sr), NULL, 0,
-                       "%s: target mailbox \"%s\" does not exist and could "
-                       "not be created", sr->rule->name, s->trash);
+        if (!may_create(sr))
+            missing_target(s, sr, s->trash, false);
+        else
+            rule_failed(s, sr, "target mailbox \"%s\" does not exist and "
+                        "could not be created", s->trash);
     }
     if (b->failed)
         sr->stat.failed = true;
@@ -448,6 +517,109 @@ after_flag(struct sweep *s, struct batch *b)
     sweep_act_next_rule(s);
 }
 
+/* --- dry runs -------------------------------------------------------------- */
+
+static void
+dry_audit(struct sweep *s, struct sweep_rule *sr)
+{
+    sr->stat.acted += uidset_count(&sr->final);
+    audit_set(s, sr, action_verb(s, sr), &sr->final, true);
+}
+
+/* A LIST of a dry run's target: does it exist (and can take mail)? */
+struct probe {
+    struct sweep *s;
+    struct sweep_rule *sr;
+    char *target;
+    bool exists;
+};
+
+static bool
+probe_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
+{
+    struct probe *p = arg;
+    const struct imap_arg *flags, *a;
+    const char *name;
+    size_t len;
+    bool usable = true;
+    struct buf dec;
+
+    if (r->name == NULL || strcmp(r->name, "LIST") != 0)
+        return false;
+    flags = r->args;
+    if (flags == NULL || flags->type != IMAP_ARG_LIST || flags->next == NULL ||
+        !imap_arg_get_astring(flags->next->next, &name, &len))
+        return true;
+    for (a = flags->list; a != NULL; a = a->next) {
+        if (imap_arg_is_atom(a, "\\NONEXISTENT") ||
+            imap_arg_is_atom(a, "\\NOSELECT"))
+            usable = false;
+    }
+    buf_init(&dec, BUF_NOCAP);
+    if (imap_conn_utf8(c) || imap_utf7_decode(name, len, &dec) < 0) {
+        buf_reset(&dec);
+        buf_append(&dec, name, len);
+    }
+    /* the name is a pattern: % and * in it could list others */
+    if (usable && same_mailbox(buf_cstr(&dec), p->target))
+        p->exists = true;
+    buf_free(&dec);
+    return true;
+}
+
+static void
+probe_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
+{
+    struct probe *p = arg;
+    struct sweep *s = p->s;
+    struct sweep_rule *sr = p->sr;
+
+    (void)c;
+    /* a server that will not LIST the name: no answer, preview as usual */
+    if (r->status == IMAP_NO || r->status == IMAP_BAD)
+        p->exists = true;
+    else
+        sweep_reply_ok(s, r, "LIST");
+    if (!sweep_stopped(s)) {
+        if (p->exists) {
+            dry_audit(s, sr);
+        } else if (may_create(sr)) {
+            struct log_fields f = {.rule = rname(sr),
+                                   .action = "would_create",
+                                   .dry_run = true};
+
+            log_ctx_fields(&s->log, LL_INFO, &f,
+                           "%s: would create mailbox \"%s\"",
+                           sr->rule->name, p->target);
+            dry_audit(s, sr);
+        } else {
+            missing_target(s, sr, p->target, true);
+        }
+        sweep_act_next_rule(s);
+    }
+    free(p->target);
+    free(p);
+    sweep_cmd_finished(s);
+}
+
+static void
+probe_target(struct sweep *s, struct sweep_rule *sr, const char *target)
+{
+    struct imap_build *b = imap_conn_build(s->p.conn);
+    struct probe *p = xcalloc(1, sizeof(*p));
+
+    p->s = s;
+    p->sr = sr;
+    p->target = xstrdup(target);
+    imap_build_atom(b, "LIST");
+    imap_build_string(b, "", 0);
+    imap_build_mailbox(b, target);
+    if (sweep_submit(s, b, probe_done, probe_untagged, NULL, p) < 0) {
+        free(p->target);
+        free(p);
+    }
+}
+
 static void
 act_rule(struct sweep *s, struct sweep_rule *sr)
 {
@@ -457,8 +629,15 @@ act_rule(struct sweep *s, struct sweep_rule *sr)
                  gmail_trashes(s, sr);
 
     if (sr->dry) {
-        sr->stat.acted += uidset_count(set);
-        audit_set(s, sr, action_verb(s, sr), set, true);
+        const char *target = moves ? target_of(s, sr) : NULL;
+
+        /* a preview says what would happen to the target too: a read-only
+         * LIST tells whether it exists (and would be created) */
+        if (target != NULL && !same_mailbox(target, s->mailbox)) {
+            probe_target(s, sr, target);
+            return;
+        }
+        dry_audit(s, sr);
         sweep_act_next_rule(s);
         return;
     }
@@ -466,7 +645,8 @@ act_rule(struct sweep *s, struct sweep_rule *sr)
         const char *target = target_of(s, sr);
 
         if (target == NULL) {
-            sr->stat.failed = true;
+            set_why(sr, "no \\Trash mailbox found (SPECIAL-USE): set "
+                        "trash_mailbox");
             sweep_note(s, "no \\Trash mailbox found (SPECIAL-USE): set "
                           "trash_mailbox; matching messages are left alone");
             sweep_act_next_rule(s);

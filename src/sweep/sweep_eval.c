@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 4: evaluation. Pure: it works on the rules' search results
  * and the fetched records only, never on the connection. */
 #include "sweep_private.h"
@@ -93,11 +94,11 @@ sweep_rules_new(const struct rule *const *src, size_t n,
         sr->global = sr->rule->keep_newest > 0 ||
                      rule_plan_duplicate(sr->plan) != RULE_DUP_NONE;
         /* --dry-run wins; then the rule's own setting; then the daemon's */
-        sr->dry = force_dry || sr->rule->dry_run == 1 ||
-                  (sr->rule->dry_run == -1 && default_dry);
+        sr->dry = rule_is_dry(sr->rule, force_dry, default_dry);
         uidset_init(&sr->found);
         uidset_init(&sr->lacking);
         uidset_init(&sr->final);
+        uidset_init(&sr->claimed);
         n_aux = rule_plan_aux_count(sr->plan);
         sr->aux = n_aux ? xcalloc(n_aux, sizeof(*sr->aux)) : NULL;
         sr->stat.rule = sr->rule->name;
@@ -126,6 +127,8 @@ sweep_rules_free(struct sweep_rule *rules, size_t n)
         uidset_free(&sr->found);
         uidset_free(&sr->lacking);
         uidset_free(&sr->final);
+        uidset_free(&sr->claimed);
+        free(sr->why);
         if (sr->aux != NULL) {
             for (size_t k = 0; k < rule_plan_aux_count(sr->plan); k++)
                 uidset_free(&sr->aux[k]);
@@ -311,6 +314,7 @@ sweep_eval_rules(struct sweep_rule *rules, size_t n_rules,
         /* the rule owns these now, whatever it does with them: the
          * newest it keeps too (first match decides, keeping included) */
         uidset_union(&claimed, &cand);
+        uidset_copy(&sr->claimed, &cand);
         if (sr->rule->keep_newest > 0)
             apply_keep_newest(&cand, sr->rule->keep_newest);
         /* global rules searched the whole mailbox; act only where the

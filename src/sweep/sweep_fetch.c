@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep, phase 3 (and 5): the client-side data the rules need. Auxiliary
  * and flag searches are queued with the sweep's own; header fields and
  * INTERNALDATE are fetched in chunks, and BODY.PEEK[TEXT] is streamed
@@ -19,40 +20,6 @@
 static const char *const audit_fields[] = {"From", "Subject", "Message-ID"};
 
 /* --- phase 3: client-side data ------------------------------------------- */
-
-static bool
-parse_internaldate(const char *s, size_t len, int64_t *t_r)
-{
-    static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    char buf[40];
-    char m[4];
-    int d, y, hh, mm, ss, zone;
-    struct tm tm;
-    const char *p;
-
-    if (len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (sscanf(buf, "%d-%3s-%d %d:%d:%d %d", &d, m, &y, &hh, &mm, &ss,
-               &zone) != 7)
-        return false;
-    p = strstr(mon, m);
-    if (p == NULL || (p - mon) % 3 != 0 || d < 1 || d > 31 || y < 1900 ||
-        hh > 23 || mm > 59 || ss > 60)
-        return false;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_mday = d;
-    tm.tm_mon = (int)((p - mon) / 3);
-    tm.tm_year = y - 1900;
-    tm.tm_hour = hh;
-    tm.tm_min = mm;
-    tm.tm_sec = ss;
-    /* zone is +HHMM: subtract it to get UTC */
-    *t_r = (int64_t)timegm(&tm) -
-           (zone / 100 * 3600 + (zone % 100) * 60);
-    return true;
-}
 
 static bool
 fetch_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
@@ -106,7 +73,7 @@ fetch_untagged(struct imap_conn *c, const struct imap_response *r, void *arg)
             }
         } else if (imap_arg_is_atom(a, "INTERNALDATE")) {
             if (imap_arg_get_astring(v, &str, &len) &&
-                parse_internaldate(str, len, &m->internaldate))
+                imap_arg_parse_internaldate(str, len, &m->internaldate))
                 m->has_date = true;
         }
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sweep internals shared by its files:
  *  sweep.c        lifetime, the top of the range, searches, phase machine;
  *  sweep_fetch.c  client-side data: auxiliary and flag searches, header,
@@ -62,7 +63,9 @@ struct sweep_rule {
     struct uidset *aux;     /* auxiliary SEARCH results */
     struct uidset lacking;  /* flag rules: found messages lacking a flag */
     struct uidset final;    /* what the rule acts on */
+    struct uidset claimed;  /* what it decided on (first match) */
     struct sweep_stat stat;
+    char *why;              /* stat.why */
 };
 
 struct queued_search {
@@ -87,9 +90,10 @@ struct sweep {
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;
-    uint64_t started_ms;
+    uint64_t started_ns;        /* uv_hrtime() at the start */
     bool full;
     uint32_t uid_lo, uid_top;
+    uint32_t uid_end;       /* uid_hi or uid_top: the range decided on */
     bool esearch, uidplus, move, gmail;
     struct sweep_rule *rules;
     size_t n_rules;

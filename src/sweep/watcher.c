@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watcher: lifetime and references, the dedicated connection, selecting,
  * sweeping, idling, timers and status (shared watchers: watcher_shared.c). */
 #include "watcher_private.h"
@@ -11,6 +12,7 @@
 #include "backoff.h"
 #include "errors.h"
 #include "log.h"
+#include "secret.h"
 #include "tls.h"
 #include "util.h"
 
@@ -76,6 +78,22 @@ const char *
 watcher_state_name(enum watcher_state s)
 {
     return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+const uint64_t watcher_sweep_bounds_us[WATCHER_SWEEP_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000, UINT64_MAX,
+};
+
+void
+watcher_sweep_hist_add(struct watcher_sweep_hist *h, uint64_t us)
+{
+    h->count++;
+    h->sum_us += us;
+    for (size_t i = 0; i < WATCHER_SWEEP_BUCKETS; i++) {
+        if (us <= watcher_sweep_bounds_us[i])
+            h->le[i]++;
+    }
 }
 
 static void start_sweep(struct watcher *w, bool full);
@@ -333,7 +351,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     w->last_sweep = (uint64_t)time(NULL);
     w->last_sweep_ms = r->duration_ms;
     if (r->err == 0) {
-        const char *refused = NULL;
+        const struct sweep_stat *refused = NULL;
 
         if (r->uid_top > w->uid_swept || r->full)
             w->uid_swept = r->uid_top;
@@ -341,15 +359,21 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
             w->last_full_ms = now_ms(w);
             w->swept_once = true;
         }
-        for (size_t i = 0; i < r->n_stats; i++) {
+        if (w->env->stats != NULL)
+            watcher_sweep_hist_add(r->full ? &w->env->stats->full
+                                           : &w->env->stats->incremental,
+                                   r->duration_us);
+        for (size_t i = 0; i < r->n_stats && refused == NULL; i++) {
             if (r->stats[i].failed)
-                refused = r->stats[i].rule;
+                refused = &r->stats[i];
         }
         if (refused != NULL) {
-            /* the sweep went through but an action was refused (logged
-             * where it happened): keep it visible, and fail --once */
-            char *msg = xasprintf("rule %s: the server refused its action",
-                                  refused);
+            /* the sweep went through but an action failed (logged where
+             * it happened): keep it visible, and fail --once */
+            char *msg = xasprintf("rule %s: %s", refused->rule,
+                                  refused->why != NULL
+                                      ? refused->why
+                                      : "the server refused its action");
 
             watcher_set_error(w, msg);
             free(msg);
@@ -480,13 +504,28 @@ select_reply(struct watcher *w, struct imap_conn *c,
     start_sweep(w, full);
 }
 
+/* When every rule that applies only previews, the mailbox is opened with
+ * EXAMINE: read-only, so nothing (not even \Recent) changes in it. */
+static bool
+all_dry(const struct watcher *w)
+{
+    for (size_t i = 0; i < w->n_rules; i++) {
+        if (!rule_is_dry(w->rules[i], w->env->cli_dry_run,
+                         w->config->daemon.dry_run))
+            return false;
+    }
+    return true;
+}
+
 void
 watcher_reselect(struct watcher *w)
 {
     struct wcmd *t = wcmd_new(w);
 
     watcher_set_state(w, WATCHER_SELECTING);
-    if (imap_conn_select(w->conn, w->mailbox, false, select_done, t) < 0) {
+    w->examined = all_dry(w);
+    if (imap_conn_select(w->conn, w->mailbox, w->examined, select_done,
+                         t) < 0) {
         wcmd_take(t, &(struct imap_reply){.status = IMAP_CANCELLED});
         if (!w->visiting)
             failure(w, ERR_CLOSED, "connection closed while selecting");
@@ -608,7 +647,7 @@ watcher_start_connect(struct watcher *w)
     watcher_conn_gone(w);
     watcher_set_state(w, WATCHER_CONNECTING);
     w->session = session_new(&w->env->session, w->config, w->acc, w->tls,
-                             w->mailbox, &session_events, w);
+                             w->secrets, w->mailbox, &session_events, w);
 }
 
 static void
@@ -659,7 +698,7 @@ failure(struct watcher *w, int err, const char *fmt, ...)
 struct watcher *
 watcher_new(const struct watcher_env *env, struct config *config,
             const struct config_account *account, struct tls_ctx *tls,
-            const char *mailbox, bool shared)
+            struct secret_cache *secrets, const char *mailbox, bool shared)
 {
     struct watcher *w = xcalloc(1, sizeof(*w));
 
@@ -668,6 +707,7 @@ watcher_new(const struct watcher_env *env, struct config *config,
     w->config = config_ref(config);
     w->acc = account;
     w->tls = tls ? tls_ctx_ref(tls) : NULL;
+    w->secrets = secrets ? secret_cache_ref(secrets) : NULL;
     w->account = xstrdup(account->name);
     w->mailbox = xstrdup(mailbox);
     w->log.account = w->account;
@@ -773,6 +813,8 @@ watcher_free(struct watcher *w)
     w->acc = NULL;
     tls_ctx_unref(w->tls);
     w->tls = NULL;
+    secret_cache_unref(w->secrets);
+    w->secrets = NULL;
     sweep_memo_free(&w->memo);
     for (size_t i = 0; i < w->n_counts; i++)
         free(w->counts[i].rule);
@@ -797,25 +839,38 @@ watcher_update(struct watcher *w, struct config *config,
                const struct config_account *account)
 {
     char *old = w->rules_canon;
-    bool rules_changed;
+    bool rules_changed, mode_changed;
 
     config_ref(config);
     config_unref(w->config);
     w->config = config;
     w->acc = account;
+    session_set_account(w->session, config, account);
     w->rules_canon = NULL;
     compute_rules(w);
     rules_changed = strcmp(old, w->rules_canon) != 0;
     free(old);
-    if (!rules_changed)
+    /* from a preview to acting (or back): SELECT instead of EXAMINE */
+    mode_changed = w->conn != NULL && !w->visiting &&
+                   imap_conn_mailbox(w->conn)->selected &&
+                   all_dry(w) != w->examined;
+    if (!rules_changed && !mode_changed)
         return;
-    log_ctx_msg(&w->log, LL_INFO, "rules changed: sweeping again");
+    log_ctx_msg(&w->log, LL_INFO, "%s: sweeping again",
+                rules_changed ? "rules changed"
+                              : all_dry(w) ? "every rule is a dry run now"
+                                           : "rules act now");
+    if (mode_changed)
+        w->need_reselect = true;
     if (w->sweep != NULL) {
         sweep_cancel(w->sweep); /* nothing more acted on under old rules */
         w->want_full = true;
     } else if ((w->state == WATCHER_IDLE || w->state == WATCHER_POLLING) &&
                w->conn != NULL && !w->shared) {
-        start_sweep(w, true);
+        if (mode_changed)
+            watcher_reselect(w); /* a full sweep follows the SELECT */
+        else
+            start_sweep(w, true);
     } else {
         w->want_full = true;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watcher internals shared by its files:
  *  watcher.c         lifetime and references, the dedicated connection,
  *                    selecting, sweeping, idling, timers, status;
@@ -33,6 +34,7 @@ struct watcher {
     struct config *config;
     const struct config_account *acc;
     struct tls_ctx *tls;
+    struct secret_cache *secrets;   /* the account's (referenced) */
     char *account;
     char *mailbox;
     struct log_ctx log;         /* account, mailbox */
@@ -46,6 +48,7 @@ struct watcher {
     struct imap_conn *conn;     /* the session's, or the poller's */
     struct sweep *sweep;
     bool want_full, want_incr, need_reselect;
+    bool examined;              /* opened with EXAMINE: every rule is dry */
     struct sweep_memo memo;
     uint32_t uidvalidity, uid_swept, exists;
     bool swept_once;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* watcher: shared watchers, the poller's side. A mailbox beyond the
  * account's connection budget has no connection of its own; the poller
  * visits it on the shared connection (SELECT, sweep, done), and a reload

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """fakeimap: a scripted, misbehaving IMAP4rev1 server for tests.
 
 Single file, Python 3 standard library only (asyncio).  It serves a small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the configuration loader: any input must give either
  * a config or diagnostics, never a crash, a leak or an endless walk. */
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the IMAP response parser.
  *
  * Input: 4 control bytes, then server output. Byte 0 picks the stream ops

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration test runner: ``python3 tests/integration/run.py [-k PATTERN] [-v] [-j N]``.
 
 Discovers tests/integration/test_*.py (unittest), runs them, prints every

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The connection budget: an account never holds more than max_connections
 sessions, and every watched mailbox is still swept on new mail.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The control socket and imapsweepctl, against a running
 imapsweepd watching a real Dovecot.
 
@@ -553,7 +554,7 @@ class ControlSocketTest(unittest.TestCase):
     def test_ctl_usage(self) -> None:
         # the socket does not exist: usage is checked before connecting
         missing = str(self.work / "nobody-here.sock")
-        for args in ([], ["frobnicate"], ["status", "extra"], ["version", "x"], ["reload", "x"],
+        for args in ([], ["frobnicate"], ["status", "a", "b", "c"], ["version", "x"], ["reload", "x"],
                      ["sweep", "a", "b", "c"], ["--bogus", "status"], ["-s"]):  # fmt: skip
             with self.subTest(args=args):
                 r = ctl(*(["-s", missing] if args != ["-s"] else []), *args)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The IMAP engine (transport, TLS, parser, session) against a real Dovecot.
 
 The engine is driven by build/tests/imapc, a small program over imap_conn;

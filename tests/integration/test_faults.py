@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd against a misbehaving server.
 
 One daemon watches two accounts: "fake", on the scripted server

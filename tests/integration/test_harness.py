@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Self-tests of the integration harness: prove the tools tests rely on work.
 
 Dovecot: listeners, TLS certificates, the oracle client, bulk loading,

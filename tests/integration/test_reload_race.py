@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A reload in the middle of a sweep, and in the middle of a poll.
 
 A reload during a sweep must not act on a set computed

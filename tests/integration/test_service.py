@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd as a service: sd_notify as systemd
 would see it, socket activation, reload by SIGHUP and over the control
 socket, SIGTERM/SIGINT, and --check-config.
@@ -456,8 +457,8 @@ class SignalTest(ServiceCase):
 
     def test_secrets_stay_out_of_core_files(self) -> None:
         """No core file (its limit is 0) and a warning, with the mode, for a
-        password file others can read: when the configuration is loaded and
-        when the file is read for a login (issue 12, defect 5)."""
+        password file others can read: when the file is read for a login,
+        and by --check-config (issue 12, defect 5)."""
         pw = self.work / "pass3"
         pw.chmod(0o644)
         cfg, sock = self.write_config("core3", [self.account("c", 3)], [CRON_RULE])
@@ -465,9 +466,13 @@ class SignalTest(ServiceCase):
         wait_watching(sock, [("c", "INBOX")])
         limits = Path(f"/proc/{d.pid}/limits").read_text()
         self.assertRegex(limits, r"Max core file size\s+0\s+0\s", limits)
-        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): make it mode 600, owned by the user imapsweepd runs as")
-        d.wait_for_log(rf"{re.escape(str(cfg))}:\d+:\d+: {mode}")
+        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): make it mode 600, "
+                         "owned by the user imapsweepd runs as, or use password_credential")  # fmt: skip
         d.wait_for_log(rf"c/INBOX: {mode}")
+        chk = subprocess.run([str(binary("imapsweepd")), "--check-config", "-c", str(cfg)], capture_output=True,
+                             text=True, timeout=30)  # fmt: skip
+        self.assertEqual(chk.returncode, 0, chk.stderr)
+        self.assertRegex(chk.stderr, rf"warning: {re.escape(str(cfg))}:\d+:\d+: {mode}")
 
     def stop_cleanly(self, user: int, sig: int) -> None:
         cfg, sock = self.write_config(f"sig{user}", [self.account("s", user, ("INBOX", "Archive"))], [CRON_RULE])
@@ -555,10 +560,22 @@ class CheckConfigTest(unittest.TestCase):
         for value in re.findall(r"^    mailboxes: *([^#\n]*)", accounts_part, re.M):
             value = value.strip()
             n_mailboxes += len(value.strip("[]").split(",")) if value.startswith("[") else 1
-        r = imapsweepd("--check-config", "-c", str(example))
+        # the example names secret files that do not exist here: the file alone
+        r = imapsweepd("--check-config", "--syntax-only", "-c", str(example))
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, f"ok: {n_accounts} accounts, {n_mailboxes} mailboxes, {n_rules} rules\n")
+        self.assertEqual(r.stderr, "")
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], f"ok: {n_accounts} accounts, {n_mailboxes} mailboxes, {n_rules} rules")
+        # then each rule in words, with where it applies
+        names = re.findall(r"^  - name: (\S+)", rules_part, re.M)
+        self.assertEqual([line.split(":")[0] for line in lines[1:]], [f"rule {n}" for n in names])
+        self.assertIn('rule cron-noise: delete messages whose From contains "Cron Daemon"', r.stdout)
         self.assertGreater(n_accounts, 1)
+        # and without --syntax-only the missing password files are errors
+        r = imapsweepd("--check-config", "-c", str(example))
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertRegex(r.stderr, rf"(?m)^{re.escape(str(example))}:\d+:\d+: password_file /etc/imapsweep/"
+                                   r"\S+: No such file or directory$")  # fmt: skip
 
     def test_several_errors_with_positions(self) -> None:
         cfg = self.dir / "bad.yaml"
@@ -627,7 +644,7 @@ class CheckConfigTest(unittest.TestCase):
 
     def test_usage_errors(self) -> None:
         for args in (["--bogus"], ["--check-config", "-c", "x.yaml", "extra"], ["--check-config", "--once"],
-                     ["--log-level", "loud", "--check-config"], ["-c"]):  # fmt: skip
+                     ["--log-level", "loud", "--check-config"], ["-c"], ["--syntax-only"]):  # fmt: skip
             with self.subTest(args=args):
                 r = imapsweepd(*args)
                 self.assertEqual(r.returncode, 64, r.stderr)

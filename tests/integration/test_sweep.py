@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd end to end against a real Dovecot: rules, actions, expunge
 modes, continuous mode, UIDVALIDITY changes, restarts, dry runs.
 
@@ -374,7 +375,7 @@ class OnceTest(DovecotCase):
         cfg = self.config()
         cfg.account("v", dovecot_account(self.dc, user))
         cfg.rule("archive", {"subject": "to archive"}, {"move": "Archive"})
-        cfg.rule("new", {"subject": "to new"}, {"move": "Reports/2024"})
+        cfg.rule("new", {"subject": "to new"}, {"move": "Reports/2024", "create": True})
         self.once(cfg)
         self.assertEqual(im.uids(), [uids[2]])
         self.assertIn("Reports/2024", [n for _, n in im.list()])
@@ -406,7 +407,7 @@ class OnceTest(DovecotCase):
                 cfg.account("dry", dovecot_account(self.dc, user))
                 cfg.rule("trash", {"subject": "trash me"}, "trash", **rule_extra)
                 cfg.rule("cron", CRON, "delete", **rule_extra)
-                cfg.rule("new", {"subject": "to new"}, {"move": "Brand/New"}, **rule_extra)
+                cfg.rule("new", {"subject": "to new"}, {"move": "Brand/New", "create": True}, **rule_extra)
                 r = self.once(cfg, *args)
                 self.assertEqual(self.snapshot(im), before)
                 summary = r.summary("dry", "INBOX")
@@ -415,6 +416,7 @@ class OnceTest(DovecotCase):
                 self.assertIn("  new: would move 1", summary)
                 for mid in ("<cron-0@host.imapsweep.test>", "<cron-2@host.imapsweep.test>"):
                     self.assertRegex(r.stderr, rf'dry/INBOX: cron: would delete uid \d+ message-id "{re.escape(mid)}"')
+                self.assertRegex(r.stderr, r'dry/INBOX: new: would create mailbox "Brand/New"')
 
 
 ACTION_RE = re.compile(r"^(UID )?(STORE|MOVE|COPY|EXPUNGE)\b|^CREATE\b|^APPEND\b|^DELETE\b|^RENAME\b", re.I)
@@ -472,7 +474,7 @@ class FakeServerTest(unittest.TestCase):
             cfg = SweepConfig()
             self.addCleanup(cfg.cleanup)
             cfg.account("f", fake_account(srv.port))
-            cfg.rule("cron", CRON, {"move": "Cron/Archive"})
+            cfg.rule("cron", CRON, {"move": "Cron/Archive", "create": True})
             r = run_once(cfg, valgrind=True)
             cmds = srv.client_commands()
             self.assertTrue([c for c in cmds if c.startswith("UID COPY 1,3,5,7 ")], cmds)
@@ -482,7 +484,8 @@ class FakeServerTest(unittest.TestCase):
             self.assertRegex(r.stderr, r'"Cron/Archive" does not exist and could not be created')
             # a refused action fails the run: cron users go by the status
             self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertRegex(r.stdout, r"f/INBOX: failed: rule cron: the server refused its action")
+            self.assertRegex(r.stdout, r'f/INBOX: failed: rule cron: target mailbox "Cron/Archive" does not exist '
+                                       r"and could not be created")
 
     def test_dry_run_sends_no_action(self) -> None:
         mix = json.loads((SCENARIOS / "cron_mix.json").read_text())
@@ -504,7 +507,7 @@ class FakeServerTest(unittest.TestCase):
                 extra = {} if rule_dry is None else {"dry_run": rule_dry}
                 cfg.rule("cron", CRON, "delete", **extra)
                 cfg.rule("alice", {"from": "alice@example.org"}, "trash", **extra)
-                cfg.rule("bob", {"from": "bob@example.net"}, {"move": "New/Box"}, **extra)
+                cfg.rule("bob", {"from": "bob@example.net"}, {"move": "New/Box", "create": True}, **extra)
                 cfg.rule("dan", {"from": "dan@example.org"}, {"flag": "\\Flagged"}, **extra)
                 r = run_once(cfg, *args, valgrind=True)
                 self.assertEqual(r.returncode, 0, f"{r.stdout}\n{r.stderr[-3000:]}")
@@ -517,6 +520,7 @@ class FakeServerTest(unittest.TestCase):
                 logged = set(re.findall(r'f/INBOX: cron: would delete uid \d+ message-id "(<[^"]+>)"', r.stderr))
                 self.assertEqual(logged, cron_ids)
                 self.assertRegex(r.stderr, r'f/INBOX: alice: would trash uid 2 message-id "<mail-2@example.org>"')
+                self.assertRegex(r.stderr, r'f/INBOX: bob: would create mailbox "New/Box"')
                 self.assertRegex(r.stderr, r'f/INBOX: bob: would move uid 4 message-id "<mail-4@example.net>"')
                 self.assertRegex(r.stderr, r'f/INBOX: dan: would flag uid 8 message-id "<mail-8@example.org>"')
                 self.assertIn("  cron: would delete 4", r.summary("f", "INBOX"))

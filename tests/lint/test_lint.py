@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """scripts/lint on small synthetic trees: it passes a clean one and names
 each kind of violation in a broken one (the layering, confined third-party
 headers, private headers, file size, banned functions, // comments)."""

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* imapc: drives the IMAP engine (imap_conn over transport and tls) against
  * a real server, for the integration tests and the memory measurement.
  * Not installed. Every line it prints is meant to be parsed by a test.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transcript tests of an account, its watchers and its shared poller over
  * the test library's scripted server: the exact commands each connection
  * sends while reloads add, remove and reorder mailboxes in the middle of a

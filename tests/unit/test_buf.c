@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buf: growth, consuming, and what a secret buffer leaves behind. A buffer
  * made with buf_init_secret must not leave its secret in freed memory when
  * it grows (realloc frees the old block as it is), nor in the part it

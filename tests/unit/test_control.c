@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control socket's clients on a real loop: a client that says
  * nothing, stops in the middle of a request, or trickles one byte by byte
  * is dropped after the idle timeout (issue 12, defect 6); one that keeps
@@ -22,11 +23,13 @@
 #define TIMEOUT_MS 1000
 
 static char *
-cmd_version(void *arg, const char *const *args, size_t n)
+cmd_version(void *arg, const char *const *args, size_t n,
+            struct control_req *req)
 {
     (void)arg;
     (void)args;
     (void)n;
+    (void)req;
     return xstrdup("{\"ok\": true, \"version\": \"test\"}");
 }
 

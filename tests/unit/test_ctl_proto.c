@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control protocol: request splitting (words and the JSON form), the
  * exact text of the daemon's replies, and reading them back as
  * imapsweepctl does. */
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "ctl_proto.h"
+#include "explain.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -297,6 +299,168 @@ test_parse_bad(void **state)
     ctl_result_free(NULL);
 }
 
+/* explain: the report survives the JSON both ways, byte for byte as text
+ * (a subject's control characters escaped, unknown answers kept). */
+static void
+test_explain_reply(void **state)
+{
+    struct explain_part parts0[] = {
+        {.text = "whose From contains \"backup@example.org\"", .server = true,
+         .holds = 1},
+        {.text = "whose Subject matches /^nightly \\d+$/", .server = false,
+         .holds = -1},
+        {.text = "older than 14d", .server = true, .holds = 0},
+    };
+    struct explain_part parts1[] = {
+        {.text = "whose From contains \"Cron Daemon\"", .server = true,
+         .holds = 1},
+    };
+    struct explain_rule rules[] = {
+        {.name = "backups", .does = "delete messages ...", .matches = 0,
+         .parts = parts0, .n_parts = 3},
+        {.name = "cron", .does = "delete messages whose ...", .dry = true,
+         .matches = 1, .parts = parts1, .n_parts = 1},
+    };
+    struct explain_report r = {
+        .account = "work", .mailbox = "INBOX", .uid = 42,
+        .uidvalidity = 1700000001, .watched = true, .found = true,
+        .from = "\"Cron Daemon\" <root@host>", .subject = "a\x1b[2Jb",
+        .date = NULL, .message_id = "<c1@host>", .flags = "\\Seen",
+        .size = 2048, .rules = rules, .n_rules = 2, .n_later = 3,
+        .verdict_rule = "cron", .acts = true,
+        .verdict = "rule cron would delete it, but only previews (dry run): "
+                   "nothing is done",
+    };
+    struct explain_report bad = {.error = "cannot reach work: refused"};
+    struct ctl_result *res = NULL;
+    char *line = ctl_reply_explain(&r), *err = NULL, *want, *got;
+
+    (void)state;
+    assert_int_equal(ctl_result_parse(line, strlen(line), &res, &err), 0);
+    assert_true(res->ok);
+    assert_non_null(res->explain);
+    assert_int_equal(res->explain->rules[0].parts[1].holds, -1);
+    assert_null(res->explain->date);
+    want = explain_report_text(&r);
+    got = explain_report_text(res->explain);
+    assert_string_equal(got, want);
+    assert_non_null(strstr(got, "Subject: a\\x1b[2Jb\n"));
+    assert_non_null(strstr(got, "  ?    whose Subject matches"));
+    assert_non_null(strstr(got, "(3 later rules not consulted"));
+    free(want);
+    free(got);
+    free(line);
+    ctl_result_free(res);
+    line = ctl_reply_explain(&bad);
+    assert_string_equal(line, "{\"ok\":false,\"error\":\"cannot reach work: "
+                              "refused\"}");
+    free(line);
+}
+
+static void
+test_default_paths(void **state)
+{
+    char *p, *err = NULL;
+
+    (void)state;
+    setenv("XDG_CONFIG_HOME", "/x/config", 1);
+    setenv("XDG_RUNTIME_DIR", "/x/run", 1);
+    setenv("HOME", "/x/home", 1);
+    /* root keeps the system's paths, whatever the environment says */
+    p = ctl_default_config(0, &err);
+    assert_string_equal(p, CTL_SYSTEM_CONFIG);
+    free(p);
+    p = ctl_socket_dir(0, false, &err);
+    assert_string_equal(p, "/run/imapsweep");
+    free(p);
+    /* a user: XDG */
+    p = ctl_default_config(1000, &err);
+    assert_string_equal(p, "/x/config/imapsweep/imapsweep.yaml");
+    free(p);
+    p = ctl_socket_dir(1000, false, &err);
+    assert_string_equal(p, "/x/run/imapsweep");
+    free(p);
+    p = ctl_socket_dir(1000, true, &err);
+    assert_string_equal(p, "/run/imapsweep");
+    free(p);
+    /* XDG_CONFIG_HOME empty or relative: ignored, HOME/.config */
+    setenv("XDG_CONFIG_HOME", "relative", 1);
+    p = ctl_default_config(1000, &err);
+    assert_string_equal(p, "/x/home/.config/imapsweep/imapsweep.yaml");
+    free(p);
+    unsetenv("XDG_CONFIG_HOME");
+    p = ctl_default_config(1000, &err);
+    assert_string_equal(p, "/x/home/.config/imapsweep/imapsweep.yaml");
+    free(p);
+    /* no runtime directory: no default socket, and why */
+    unsetenv("XDG_RUNTIME_DIR");
+    assert_null(ctl_socket_dir(1000, false, &err));
+    assert_non_null(strstr(err, "XDG_RUNTIME_DIR"));
+    free(err);
+    err = NULL;
+    setenv("XDG_RUNTIME_DIR", "run", 1);
+    assert_null(ctl_socket_dir(1000, false, &err));
+    free(err);
+}
+
+static void
+test_instance_socket(void **state)
+{
+    static const char *const bad[] = {
+        "", ".", "..", ".hidden", "a/b", "../x", "a b", "x\n", "\xc3\xa9",
+        "12345678901234567890123456789012345678901234567890123456789012345",
+    };
+    char *p;
+
+    (void)state;
+    p = ctl_instance_socket("/run/imapsweep", "shard1");
+    assert_string_equal(p, "/run/imapsweep/shard1.sock");
+    free(p);
+    p = ctl_instance_socket("/d", "a.b_c-d@e:f");
+    assert_string_equal(p, "/d/a.b_c-d@e:f.sock");
+    free(p);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(ctl_instance_socket("/d", bad[i]));
+}
+
+static void
+test_sweep_seconds(void **state)
+{
+    struct watcher_stats stats;
+    struct ctl_daemon_info info = {
+        .version = "0.1.0", .pid = 1, .config = "c", .generation = 1,
+        .stats = &stats,
+    };
+    struct ctl_reply *r;
+    struct ctl_result *res = NULL;
+    char *line, *err = NULL;
+
+    (void)state;
+    memset(&stats, 0, sizeof(stats));
+    watcher_sweep_hist_add(&stats.full, 3000);         /* 3 ms */
+    watcher_sweep_hist_add(&stats.full, 1000);         /* on a bound */
+    watcher_sweep_hist_add(&stats.full, 90000000);     /* 90 s: +Inf */
+    watcher_sweep_hist_add(&stats.incremental, 400);
+    r = ctl_reply_status_new(&info);
+    line = ctl_reply_finish(r);
+    assert_non_null(strstr(line, "\"sweep_seconds\":{\"le\":[0.001,0.0025,"));
+    assert_int_equal(ctl_result_parse(line, strlen(line), &res, &err), 0);
+    assert_true(res->has_hist);
+    assert_int_equal(res->n_bounds, WATCHER_SWEEP_BUCKETS - 1);
+    assert_true(res->bounds[0] == 0.001);
+    assert_true(res->bounds[res->n_bounds - 1] == 60.0);
+    assert_int_equal(res->full.count, 3);
+    assert_true(res->full.sum > 90.0039 && res->full.sum < 90.0041);
+    assert_int_equal(res->full.le[0], 1);               /* <= 1 ms */
+    assert_int_equal(res->full.le[1], 1);               /* <= 2.5 ms */
+    assert_int_equal(res->full.le[2], 2);               /* <= 5 ms */
+    assert_int_equal(res->full.le[res->n_bounds - 1], 2); /* <= 60 s */
+    assert_int_equal(res->incremental.count, 1);
+    assert_int_equal(res->incremental.le[0], 1);
+    ctl_result_free(res);
+    free(line);
+}
+
 int
 main(void)
 {
@@ -309,6 +473,10 @@ main(void)
         cmocka_unit_test(test_swept_reply),
         cmocka_unit_test(test_reload_failed),
         cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_explain_reply),
+        cmocka_unit_test(test_default_paths),
+        cmocka_unit_test(test_instance_socket),
+        cmocka_unit_test(test_sweep_seconds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command builder (atom / quoted / literal choice, parts for
  * synchronizing literals) and modified UTF-7 mailbox names. */
 #include <errno.h>

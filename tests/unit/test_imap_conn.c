@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The IMAP session against the test library's scripted server
  * (tests/unit/lib): what goes on the wire, in which order, and what the
  * callbacks see. A real libuv loop runs the timers; the "server" is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* IMAP response parser: every table input is fed whole, split at every byte
  * boundary into two feeds, and one byte at a time, and must give the same
  * canonical text (and, for bad input, the same error) each way. */

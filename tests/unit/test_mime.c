@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Header unfolding and RFC 2047 decoding. */
 #include <stdarg.h>
 #include <stddef.h>

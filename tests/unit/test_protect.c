@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* daemon_protect_secrets: what imapsweepd does first thing so that no
  * secret it reads can end up in a core file (issue 12, defect 5). */
 #include <setjmp.h>

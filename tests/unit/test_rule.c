@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rule compilation: rule YAML in, exact SEARCH text out; and client-side
  * evaluation of what SEARCH cannot decide. */
 #include <stdarg.h>
@@ -307,6 +308,65 @@ test_eval(void **state)
     config_unref(c);
 }
 
+/* Perl syntax as users of every peer write it (PCRE2): \d, (?i), Unicode
+ * letters in decoded headers; bytes that are not UTF-8 are no error; a
+ * pattern that backtracks without end gives no answer instead of hanging. */
+static int
+match(const char *pattern, const char *text)
+{
+    struct rule_node *n = rule_node_new(RULE_SUBJECT_REGEX, 1, 1);
+    char *err = NULL;
+    int r;
+
+    if (rule_node_set_regex(n, pattern, &err) < 0)
+        fail_msg("%s: %s", pattern, err);
+    r = rule_regex_match(n->re, text, strlen(text));
+    rule_node_free(n);
+    return r;
+}
+
+static void
+test_regex_perl_syntax(void **state)
+{
+    char bomb[64];
+    struct config *c;
+    struct rule_caps caps = {.within = true};
+    struct rule_plan *p;
+    struct rule_header h[] = {{"Subject", bomb}, {"From", "cron@h"}};
+    struct rule_msg m = {.uid = 1, .headers = h, .n_headers = 2};
+
+    (void)state;
+    /* under POSIX ERE \d compiled and silently matched nothing */
+    assert_int_equal(match("\\d+ errors", "backup: 3 errors"), 1);
+    assert_int_equal(match("\\d+ errors", "backup: no errors"), 0);
+    assert_int_equal(match("(?i)^re: \\[ticket #\\d{4,}\\]", "RE: [Ticket "
+                           "#12345] x"), 1);
+    assert_int_equal(match("(?-i)^Backup", "backup done"), 0);
+    /* case-insensitive everywhere, Unicode letters included */
+    assert_int_equal(match("^über \\w+ ok$", "ÜBER sicherung OK"), 1);
+    assert_int_equal(match("^\\w{5}$", "Ärger"), 1);
+    assert_int_equal(match("(?<!no )errors", "no errors"), 0);
+    /* a header that is not valid UTF-8 is matched where it can be */
+    assert_int_equal(match("backup", "\xff\xfe backup \xc3"), 1);
+    assert_int_equal(match("^backup", "\xff" "backup"), 0);
+    assert_int_equal(match(".", "\xff"), 0);
+    /* catastrophic backtracking ends at PCRE2's limits: no answer */
+    memset(bomb, 'a', 40);
+    memcpy(bomb + 40, "!", 2);
+    assert_int_equal(match("^(a+)+$", bomb), -1);
+
+    /* no answer is never a match, not even under not: */
+    c = load_rule("{from: cron, not: {subject_regex: \"^(a+)+$\"}}", NULL);
+    p = rule_plan_new(c->rules[0], &caps, NOW);
+    assert_false(rule_plan_eval(p, &m, NULL));
+    h[0].value = "aaaa!";
+    assert_true(rule_plan_eval(p, &m, NULL));
+    h[0].value = "aaaa";
+    assert_false(rule_plan_eval(p, &m, NULL));
+    rule_plan_free(p);
+    config_unref(c);
+}
+
 static void
 test_flag_filter_and_canonical(void **state)
 {
@@ -346,6 +406,7 @@ main(void)
         cmocka_unit_test(test_aux_searches),
         cmocka_unit_test(test_needs_and_headers),
         cmocka_unit_test(test_eval),
+        cmocka_unit_test(test_regex_perl_syntax),
         cmocka_unit_test(test_flag_filter_and_canonical),
     };
 

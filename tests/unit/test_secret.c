@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Secret sources, each read on a real loop. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,7 +98,7 @@ test_file_mode_warning(void **state)
     assert_string_equal(r.secret, "hunter2");
     snprintf(want, sizeof(want), "password_file %s is readable by group or "
              "others (mode 0644): make it mode 600, owned by the user "
-             "imapsweepd runs as", path);
+             "imapsweepd runs as, or use password_credential", path);
     assert_string_equal(r.msg, want);
     /* said once: the next connection reads it quietly */
     r = fetch(CONFIG_SECRET_FILE, path, 1000);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transcript tests of one sweep over an imap_conn and the test library's
  * scripted server, against servers that lie: a search result with more
  * UIDs than the mailbox has messages, a UID at or above the UIDNEXT the

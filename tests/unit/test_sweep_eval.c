@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sweep's pure evaluation: which UIDs each rule acts on, from rules
  * compiled by the config loader, hand-made SEARCH results (found, aux,
  * lacking) and fetched records (headers, body digests). Every case asserts

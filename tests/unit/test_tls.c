@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls: a tls_conn paired with an in-memory OpenSSL server, no sockets.
  * Ciphertext is pumped both ways, whole or one byte at a time. */
 #include <errno.h>

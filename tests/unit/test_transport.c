@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport: a real libuv loop on 127.0.0.1 against servers written here
  * with libuv (plain, TLS with OpenSSL memory BIOs, STARTTLS, silent, EOF)
  * and tunnel commands run through /bin/sh. No sleeps: the tests wait for

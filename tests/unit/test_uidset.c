@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* UID sets: building, set algebra, compressed form, chunking, parsing. */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Durations, sizes and the reconnect backoff. */
 #include <errno.h>
 #include <stdarg.h>
@@ -18,7 +19,7 @@ test_durations(void **state)
         const char *in;
         uint64_t want;
     } ok[] = {
-        {"0", 0},        {"30", 30},          {"30s", 30},
+        {"30s", 30},
         {"5m", 300},     {"2h", 7200},        {"14d", 14 * 86400},
         {"1w", 604800},  {"1h30m", 5400},     {"1d2h3m4s", 93784},
         {"29m", 1740},   {"0s", 0},           {"36600d", 36600ULL * 86400},
@@ -40,7 +41,7 @@ test_bad_durations(void **state)
         "", "s", "5x", "5 m", " 5m", "5m ", "-5m", "5M", "1.5h", "m5",
         "30m1h",   /* units must go from large to small */
         "1h1h",    /* each unit once */
-        "5m30",    /* a bare number only on its own */
+        "5m30",    /* every number has its unit */
         "5ms", "1y",
     };
     uint64_t v = 777;
@@ -49,6 +50,10 @@ test_bad_durations(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(units_parse_duration(bad[i], &v), -EINVAL);
     assert_int_equal(units_parse_duration(NULL, &v), -EINVAL);
+    /* a bare number has no unit: refused, never taken as seconds */
+    assert_int_equal(units_parse_duration("14", &v), -EDOM);
+    assert_int_equal(units_parse_duration("0", &v), -EDOM);
+    assert_int_equal(units_parse_duration("30", &v), -EDOM);
     assert_int_equal(units_parse_duration("36601d", &v), -ERANGE);
     assert_int_equal(units_parse_duration("99999999999999999999", &v),
                      -ERANGE);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transcript tests of a dedicated watcher over the test library's scripted
  * server: the exact commands its connection sends when it is stopped in
  * each phase (connecting, logging in, selecting, each phase of a sweep,
@@ -95,7 +96,7 @@ wt_start(struct wt *t, const char *yaml)
     memset(t, 0, sizeof(*t));
     world_init(&t->w, yaml);
     t->wt = watcher_new(&t->w.env, t->w.config, world_account(&t->w, "acct"),
-                        NULL, "INBOX", false);
+                        NULL, NULL, "INBOX", false);
     watcher_start(t->wt);
     testlib_settle(&t->w.loop);
     assert_int_equal(fakenet_count(t->w.net), 1);

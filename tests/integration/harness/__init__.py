@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Integration-test harness for imapsweep (Python 3 standard library only).
 
 - ``dovecot``: a throwaway Dovecot on loopback (``Dovecot``)

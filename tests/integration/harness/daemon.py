@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """imapsweepd under test: configuration files, the control socket, a stand-in
 for systemd's notification socket, and Dovecot's view of IMAP sessions.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A throwaway Dovecot on loopback for integration tests.
 
 ``Dovecot`` creates a private directory under /tmp, a test PKI made with the

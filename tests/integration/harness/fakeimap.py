@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Run tests/fakeimap/fakeimap.py as a subprocess and talk to its control channel.
 
 >>> with FakeImap({"users": {"user": "pass"}, "events": [...]}) as srv:

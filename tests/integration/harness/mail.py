@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Test messages and an independent IMAP client (stdlib imaplib).
 
 Builders return RFC 5322 messages as ``bytes`` with CRLF line ends, fully

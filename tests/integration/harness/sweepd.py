@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Run imapsweepd in tests: write its config, start it, ask its control socket.
 
 >>> cfg = SweepConfig(workdir)

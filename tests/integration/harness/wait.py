@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Waiting on events without fixed sleeps, free ports, and daemon processes.
 
 Tests never ``time.sleep(N)`` to let something happen: they state the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transcript assertions: see transcript.h. The only part of the test
  * library that uses cmocka. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The scripted server of the unit-test library: see testlib.h. */
 #include "testlib.h"
 

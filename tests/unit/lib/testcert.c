@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The certificate fixture: see testcert.h. */
 #include "testcert.h"
 

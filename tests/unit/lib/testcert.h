@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The certificate fixture of the unit-test library (tests/unit/lib):
  * test-only certificates made with the OpenSSL API (a CA, leaf certificates
  * signed by it or by themselves) and server SSL_CTXs. Used by test_tls.c

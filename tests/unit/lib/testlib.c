@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The unit-test library's loop helpers, action parsing and log capture:
  * see testlib.h. */
 #include "testlib.h"

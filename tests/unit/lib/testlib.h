@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The unit-test library (tests/unit/lib, built into libtest.a and linked
  * into every tests/unit/test_*.c; the fuzz targets may link it too). Apart
  * from expect.c (cmocka assertions, see transcript.h) nothing in it uses

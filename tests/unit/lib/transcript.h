@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transcript assertions for cmocka tests, on the scripted server of
  * testlib.h: wait for the client's next command and assert its exact text,
  * script the usual greeting, login and SELECT, and assert the safety

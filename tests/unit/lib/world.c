@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sweep-layer test world: see world.h. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A world for transcript tests of the sweep layer (sessions, watchers,
  * pollers, accounts): a loop, a transport pool whose every connection is a
  * scripted fakesrv, a gate set, the watcher_env the daemon would give, and
