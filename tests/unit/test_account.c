@@ -509,6 +509,69 @@ test_stop_with_status_in_flight(void **state)
     end_account(&w, a);
 }
 
+/* SIGTERM in each of the poller's other phases: connecting (nothing to
+ * log out of), selecting a mailbox to visit (the SELECT ends, no sweep
+ * follows, LOGOUT), waiting for the next cycle (LOGOUT), and backing off
+ * after its connection failed (no connection: stopped at once). */
+enum poller_phase { PP_CONNECTING, PP_SELECTING, PP_WAITING, PP_BACKOFF };
+
+static void
+stop_poller_in(enum poller_phase ph)
+{
+    static const char *const all[] = {"INBOX", "Cron", "Other"};
+    struct world w;
+    struct account *a;
+    struct fakesrv *f;
+    struct stopped st = {0};
+    char *tag = NULL;
+
+    world_init(&w, DEFAULTS ACCOUNT("[INBOX, Cron, Other]", "1")
+                       CRON_DELETE);
+    a = start_account(&w);
+    f = fakenet_conn(w.net, 0);
+    if (ph != PP_CONNECTING && ph != PP_BACKOFF) {
+        script_login(f, "alice", "s3cret", CAPS);
+        status_round(f, all, 3);
+        if (ph == PP_SELECTING) {
+            tag = expect_cmd(f, "SELECT INBOX");
+        } else {
+            visit_empty(f, "INBOX");
+            visit_empty(f, "Cron");
+            visit_empty(f, "Other");
+        }
+    }
+    if (ph == PP_BACKOFF) {
+        fakesrv_drop(f, ERR_CLOSED, "connection refused");
+        testlib_settle(&w.loop);
+        assert_int_equal(state_of(a, "Cron"), WATCHER_BACKOFF);
+    }
+    account_stop(a, on_account_stopped, &st);
+    if (ph == PP_SELECTING) {
+        fakesrv_send(f, "* 2 EXISTS\r\n* OK [UIDVALIDITY 5] x\r\n");
+        fakesrv_reply(f, tag, "OK [READ-WRITE] selected");
+        free(tag);
+    }
+    if (ph == PP_SELECTING || ph == PP_WAITING)
+        expect_cmd_reply(f, "LOGOUT", "OK bye");
+    assert_true(testlib_run_until(&w.loop, is_stopped, &st, 5000));
+    assert_int_equal(st.calls, 1);
+    assert_true(fakesrv_closed(f));
+    expect_quiet(f);
+    expect_acted_within(f, "", false);
+    assert_int_equal(fakenet_count(w.net), 1);
+    end_account(&w, a);
+}
+
+static void
+test_stop_in_every_poller_phase(void **state)
+{
+    (void)state;
+    stop_poller_in(PP_CONNECTING);
+    stop_poller_in(PP_SELECTING);
+    stop_poller_in(PP_WAITING);
+    stop_poller_in(PP_BACKOFF);
+}
+
 int
 main(void)
 {
@@ -521,6 +584,7 @@ main(void)
         cmocka_unit_test(test_reload_leaves_nothing_to_poll),
         cmocka_unit_test(test_stop_with_status_in_flight),
         cmocka_unit_test(test_stop_while_visit_acts),
+        cmocka_unit_test(test_stop_in_every_poller_phase),
     };
 
     log_set_level(LL_ERROR);
