@@ -78,6 +78,7 @@ class ServiceCase(unittest.TestCase):
             cls.work.mkdir(mode=0o755)
             for i in range(1, cls.users + 1):
                 (cls.work / f"pass{i}").write_text(cls.dc.user(i).password + "\n")
+                (cls.work / f"pass{i}").chmod(0o600)  # others reading it would be warned about
         except BaseException:
             cls.dc.cleanup()
             raise
@@ -461,6 +462,7 @@ class SignalTest(ServiceCase):
         and by --check-config (issue 12, defect 5)."""
         pw = self.work / "pass3"
         pw.chmod(0o644)
+        self.addCleanup(pw.chmod, 0o600)
         cfg, sock = self.write_config("core3", [self.account("c", 3)], [CRON_RULE])
         d = self.start(cfg)
         wait_watching(sock, [("c", "INBOX")])
@@ -507,6 +509,7 @@ class SignalTest(ServiceCase):
                         "events": [{"command": "^LOGOUT", "action": "stall", "times": -1}]})  # fmt: skip
         self.addCleanup(srv.stop)
         (self.work / "fake.pass").write_text("pass\n")
+        (self.work / "fake.pass").chmod(0o600)
         acc = {"name": "f", "host": "127.0.0.1", "port": srv.port, "tls": "none", "user": "user",
                "password_file": str(self.work / "fake.pass"), "mailboxes": ["INBOX"]}  # fmt: skip
         cfg, sock = self.write_config(f"stall{srv.port}", [acc], [CRON_RULE])
