@@ -60,13 +60,18 @@ LIB        := $(BUILD)/libimapsweep.a
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# The unit-test library (tests/unit/lib/testlib.h): the scripted server,
+# loop helpers, transcript assertions, the certificate fixture.
+TESTLIB_SRCS := $(wildcard tests/unit/lib/*.c)
+TESTLIB_OBJS := $(TESTLIB_SRCS:tests/unit/lib/%.c=$(BUILD)/tests/lib/%.o)
+TESTLIB    := $(BUILD)/libtest.a
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all clean check unit unit-san lint deps demo fuzz install \
         uninstall dist package-check integration interop interop-check \
-        check-config-example systemd-check bench bench-quick
+        check-config-example systemd-check bench bench-quick bench-hostile
 
 all: $(BUILD)/imapsweepd $(BUILD)/imapsweepctl
 
@@ -74,9 +79,13 @@ $(BUILD)/obj/%.o: src/%.c $(FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/lib/%.o: tests/unit/lib/%.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit/lib -c $< -o $@
+
 $(BUILD)/tests/%.o: tests/unit/%.c $(FLAGS_FILE)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests/unit -Itests/unit/lib -c $< -o $@
 
 $(BUILD)/tests/tools/%.o: tests/tools/%.c $(FLAGS_FILE)
 	@mkdir -p $(@D)
@@ -86,13 +95,17 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(TESTLIB): $(TESTLIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/imapsweepd: $(BUILD)/obj/service/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/imapsweepctl: $(BUILD)/obj/service/imapsweepctl.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(TESTLIB) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
@@ -196,12 +209,23 @@ demo: deps
 	@scripts/demo
 
 bench: deps
-	$(MAKE) all tools
+	$(MAKE) all tools $(BUILD)/bench/hostile
 	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --full
 
 bench-quick: deps
-	$(MAKE) all tools
+	$(MAKE) all tools $(BUILD)/bench/hostile
 	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/run.py --quick
+
+# What a hostile or large server costs one sweep (docs/benchmarks.md,
+# "Hostile servers"): in-process, over the unit-test library's scripted
+# server.
+$(BUILD)/bench/hostile: bench/hostile.c $(TESTLIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itests/unit/lib -o $@ $^ $(LDLIBS)
+
+bench-hostile: $(BUILD)/bench/hostile
+	$(BUILD)/bench/hostile descending 150000
+	$(BUILD)/bench/hostile liar 100000000
 
 # --- install ----------------------------------------------------------------
 
@@ -315,4 +339,5 @@ package-check: all
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/tools/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/lib/*.d \
+                    $(BUILD)/tests/tools/*.d)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """imapsweep benchmarks: `make bench` / `make bench-quick`.
 
-    python3 bench/run.py --quick|--full [--only purge,reaction,scale]
+    python3 bench/run.py --quick|--full [--only purge,reaction,scale,hostile]
                          [--out docs/benchmarks.md] [--no-docs]
 
 Starts private Dovecot instances (tests/integration/harness, tuned in
@@ -53,6 +53,7 @@ MODES: dict[str, dict[str, Any]] = {
         "idle_window_small_s": 10,  # at the others, and for the peers
         "peer_processes": 100,
         "regex_n": 100_000,         # subjects per pattern
+        "hostile_reps": 3,
     },
     "full": {
         "purge": {10_000: {"*": 9, "imapfilter": 5, "seed": 3},
@@ -64,8 +65,12 @@ MODES: dict[str, dict[str, Any]] = {
         "idle_window_small_s": 60,
         "peer_processes": 100,
         "regex_n": 1_000_000,
+        "hostile_reps": 5,
     },
 }
+
+#: bench/hostile's cases: what a large or lying server costs one sweep.
+HOSTILE_CASES = [("descending", 150_000), ("liar", 100_000_000)]
 
 LOG_T0 = time.monotonic()
 
@@ -460,6 +465,29 @@ def section_scale(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -
 
 
 # ---------------------------------------------------------------------------
+def section_hostile(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -> None:
+    """bench/hostile (in-process, the unit-test library's scripted server):
+    a descending 150,000-UID SEARCH line, and the lying server."""
+    exe = lib.binary("bench/hostile")
+    if not exe.exists():
+        raise SystemExit(f"{exe} missing: run `make bench-hostile` (or make bench) first")
+    out: dict[str, Any] = {}
+    for case, n in HOSTILE_CASES:
+        rows = []
+        for _ in range(cfg.get("hostile_reps", 3)):
+            line = subprocess.run([str(exe), case, str(n)], capture_output=True, text=True, check=True,
+                                  timeout=600).stdout.strip()  # fmt: skip
+            m = re.match(r"\S+ \d+: ([0-9.]+) ms, peak RSS (\d+) KiB, (.*)", line)
+            if m is None:
+                raise RuntimeError(f"hostile: unexpected output {line!r}")
+            rows.append({"ms": float(m.group(1)), "rss_kib": int(m.group(2)), "outcome": m.group(3)})
+        out[case] = {"n": n, "runs": rows}
+        log(f"hostile {case} {n}: median {lib.median([r['ms'] for r in rows]):.1f} ms, "
+            f"peak RSS {max(r['rss_kib'] for r in rows)} KiB: {rows[-1]['outcome']}")  # fmt: skip
+    results["hostile"] = out
+
+
+# ---------------------------------------------------------------------------
 def section_regex(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -> None:
     """subject_regex per message: PCRE2 as the daemon runs it against glibc's
     POSIX ERE (the engine it used before), on the same decoded subjects."""
@@ -483,7 +511,7 @@ def main() -> int:
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--quick", action="store_true", help="shorter run (under 10 minutes)")
     g.add_argument("--full", action="store_true", help="more repetitions and samples, 60 s idle windows")
-    ap.add_argument("--only", default="purge,reaction,scale,regex", help="comma-separated sections")
+    ap.add_argument("--only", default="purge,reaction,scale,regex,hostile", help="comma-separated sections")
     ap.add_argument("--out", default=str(lib.REPO / "docs" / "benchmarks.md"))
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and the plot")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -497,7 +525,9 @@ def main() -> int:
         cfg[key] = {int(a): b for a, b in v.items()} if key == "purge" else v
         args.no_docs = True  # a modified run never overwrites the published report
     sections = [s for s in args.only.split(",") if s]
-    if set(sections) != {"purge", "reaction", "scale", "regex"} and args.out == ap.get_default("out"):
+    only_hostile = sections == ["hostile"] and not args.set
+    if set(sections) != {"purge", "reaction", "scale", "regex", "hostile"} \
+            and args.out == ap.get_default("out") and not only_hostile:
         args.no_docs = True  # a partial run never overwrites the published report
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
@@ -514,7 +544,7 @@ def main() -> int:
         for name in sections:
             s0 = time.monotonic()
             {"purge": section_purge, "reaction": section_reaction, "scale": section_scale,
-             "regex": section_regex}[name](cfg, workdir, results)  # fmt: skip
+             "regex": section_regex, "hostile": section_hostile}[name](cfg, workdir, results)  # fmt: skip
             results.setdefault("section_s", {})[name] = time.monotonic() - s0
     except BaseException as exc:  # noqa: BLE001 - reported, then re-raised as status
         failed = "".join(traceback.format_exception(exc))
@@ -530,7 +560,11 @@ def main() -> int:
     if failed:
         print(failed, file=sys.stderr)
         return 1
-    if not args.no_docs:
+    if not args.no_docs and only_hostile:
+        # seconds, in-process: it may refresh its own section of the
+        # published report without a full run
+        report.update_hostile(results, Path(args.out), log)
+    elif not args.no_docs:
         report.write(results, Path(args.out), log)
     log(f"done in {results['elapsed_s']:.0f}s")
     return 0

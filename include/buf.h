@@ -16,14 +16,23 @@ struct buf {
     size_t len;   /* bytes in data, from data[0] */
     size_t cap;   /* allocated size */
     size_t max;   /* appends that would make len exceed max fail */
+    bool secret;  /* buf_init_secret: never leaves a copy behind */
 };
 
 #define BUF_NOCAP ((size_t)-1)
 
 void buf_init(struct buf *b, size_t max);
+/* The same for a buffer that will hold a secret (a password, a token, a
+ * SASL response): when it grows, the old block is wiped before it is
+ * freed (realloc would leave the secret behind in freed memory), and
+ * buf_free, buf_reset and buf_consume wipe what they let go of. */
+void buf_init_secret(struct buf *b, size_t max);
+/* From now on treat b as holding a secret (as buf_init_secret). */
+void buf_mark_secret(struct buf *b);
 /* Free the storage; the buf may be reused after buf_init. */
 void buf_free(struct buf *b);
-/* Wipe then free: for buffers that held a secret. */
+/* Wipe then free: for buffers that held a secret (buf_free does this by
+ * itself for a buffer made with buf_init_secret). */
 void buf_free_secret(struct buf *b);
 /* Forget the contents but keep the storage. */
 void buf_reset(struct buf *b);

@@ -6,12 +6,18 @@
  * gets an error and the connection is closed; an unknown request keeps it
  * usable. All I/O is non-blocking on the loop; a client that does not read
  * its replies is dropped rather than allowed to make the daemon buffer
- * without bound. Knows nothing of IMAP: the daemon supplies the commands. */
+ * without bound, and so is a client that sends no complete request for
+ * CONTROL_IDLE_TIMEOUT_MS (after connecting, or after its last reply;
+ * the clock stops while a deferred reply is owed to it):
+ * one that says nothing, stops in the middle of a request or trickles it
+ * byte by byte would otherwise hold one of the CONTROL_MAX_CLIENTS slots
+ * for ever. Knows nothing of IMAP: the daemon supplies the commands. */
 #ifndef IMAPSWEEP_CONTROL_H
 #define IMAPSWEEP_CONTROL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <uv.h>
@@ -20,6 +26,8 @@ struct control;
 
 #define CONTROL_MAX_REQUEST 4096
 #define CONTROL_MAX_CLIENTS 256
+/* A client gets this long for each complete request line. */
+#define CONTROL_IDLE_TIMEOUT_MS 60000
 
 /* A request whose reply comes later (a command that talks to a server). */
 struct control_req;
@@ -51,6 +59,7 @@ struct control_settings {
     const struct control_cmd *cmds;
     size_t n_cmds;
     void *arg;
+    uint64_t idle_timeout_ms;  /* 0: CONTROL_IDLE_TIMEOUT_MS */
 };
 
 /* Listen. Returns NULL and sets *err_r (caller frees) on failure: the path

@@ -22,6 +22,12 @@ struct daemon_opts {
     enum log_level level;
 };
 
+/* Keep secrets out of core dumps, first thing at start: no core file
+ * (RLIMIT_CORE 0, soft and hard) and the process not dumpable
+ * (PR_SET_DUMPABLE 0, which also keeps debuggers of other non-root users
+ * out and makes /proc/PID readable by root only). Returns 0, or a negative
+ * errno when either could not be set (the caller warns and goes on). */
+int daemon_protect_secrets(void);
 /* --check-config: print the summary and each rule in words (stdout), or
  * every error (stderr); warnings go to stderr. With environment, also what
  * the file names (config_check_environment()). Returns 0 or

@@ -148,7 +148,9 @@ struct imap_mailbox_info {
     bool readonly;
     uint32_t exists;
     uint32_t uidvalidity;      /* 0 until known */
-    uint32_t uidnext;          /* 0 until known */
+    uint32_t uidnext;          /* 0 until known, and again once an EXISTS
+                                * announced new messages: then it no
+                                * longer bounds the mailbox's UIDs */
 };
 
 /* Create and start connecting. Never NULL; failures arrive as `closed`. */
@@ -165,6 +167,14 @@ struct imap_conn *imap_conn_new_with_transport(
  * memory is released once the handles are closed. NULL-safe; may be called
  * from any callback of this connection. */
 void imap_conn_free(struct imap_conn *c);
+
+/* End the session because of something the owner found wrong in what the
+ * server said (a protocol violation the parser cannot see, such as a
+ * search result the mailbox cannot hold): from now on nothing more is sent
+ * or accepted, and from the loop (never inside this call) the trace is
+ * logged, every pending callback fires with IMAP_DISCONNECTED, and `closed`
+ * follows with err and msg. NULL-safe. */
+void imap_conn_abort(struct imap_conn *c, int err, const char *msg);
 
 /* Authenticate with a password (or, for XOAUTH2/OAUTHBEARER or AUTO with
  * is_token, an access token). The secret is copied into the command and

@@ -8,17 +8,16 @@
  *
  * Ownership. The owner (the account) owns the poller and the watchers;
  * the poller owns its session, its timer, its visit queue and its
- * in-flight STATUS commands. Everything passed to poller_new() is
- * borrowed: env, log, ops, tls and secrets must outlive the poller; acc must stay
- * valid until replaced with poller_set_account(). The poller borrows
- * watchers in three places: its visit queue, the one being visited, and
- * each STATUS command in flight (it names its watcher for the error of a
- * NO reply). Before the owner stops or frees a watcher it drops, it calls
- * poller_forget(), which clears the first two; the STATUS commands keep
- * their watcher until they complete (a gap left as it is). During a visit
- * the watcher borrows the poller's connection; the poller abandons the
- * visit (watcher_visit_abort) before the connection goes (it closed,
- * poller_stop, poller_free). */
+ * in-flight STATUS commands. env, log, ops, tls and secrets are borrowed
+ * and must outlive the poller; it holds a reference to the configuration
+ * acc belongs to (poller_set_account swaps both). Every watcher it keeps —
+ * in its visit queue, the one being visited, and the one each STATUS in
+ * flight asks about — is a reference (watcher_ref), so a reply that comes
+ * after a reload dropped the watcher finds it still allocated, sees
+ * watcher_gone() and ignores it. poller_forget() abandons a visit at once
+ * and lets the cycle go on. During a visit the watcher borrows the
+ * poller's connection; the poller abandons the visit (watcher_visit_abort)
+ * before the connection goes (it closed, poller_stop, poller_free). */
 #ifndef IMAPSWEEP_POLLER_H
 #define IMAPSWEEP_POLLER_H
 
@@ -46,23 +45,33 @@ struct poller_ops {
     void (*logged_out)(void *arg);
 };
 
-/* Create; it does not connect until poller_start(). */
+/* Replace the ops (and their arg): the owner retiring a poller that has
+ * nothing left to poll sends its events elsewhere. */
+void poller_set_ops(struct poller *p, const struct poller_ops *ops,
+                    void *arg);
+/* True when the poller has no connection and none coming (after
+ * poller_stop(), once logged out). */
+bool poller_is_down(const struct poller *p);
+/* Create; it does not connect until poller_start(). acc belongs to config
+ * (a reference is taken). */
 struct poller *poller_new(const struct watcher_env *env,
+                          struct config *config,
                           const struct config_account *acc,
                           struct tls_ctx *tls, struct secret_cache *secrets,
                           const struct log_ctx *log,
                           const struct poller_ops *ops, void *arg);
 /* Connect (the shared watchers show connecting), then poll. */
 void poller_start(struct poller *p);
-/* A reload kept the account's connection settings: poll with acc (its
- * poll_interval, reconnect delays; the next connection's settings). */
-void poller_set_account(struct poller *p, const struct config_account *acc);
-/* The owner drops w (a reload removed its mailbox): the poller stops
- * holding it. If w is being visited, the visit is abandoned
- * (watcher_visit_abort, no error); its done callback does not come, so the
- * cycle does not go on to the rest of the queue: the poller stays in its
- * visiting state until its connection closes. Entries of w in the queue
- * are cleared. */
+/* A reload kept the account's connection settings: poll with acc of config
+ * (its poll_interval, reconnect delays; the next connection's settings). */
+void poller_set_account(struct poller *p, struct config *config,
+                        const struct config_account *acc);
+/* The owner drops w (a reload removed its mailbox) or gives it a
+ * connection of its own: the poller stops holding it. If w is being
+ * visited, the visit is abandoned (watcher_visit_abort, no error) and the
+ * cycle goes on with the next mailbox (from the loop). Entries of w in
+ * the queue are cleared. A STATUS in flight for w keeps its reference
+ * until it completes and then ignores w. */
 void poller_forget(struct poller *p, struct watcher *w);
 /* A full sweep was asked for a shared watcher: poll now if waiting, else
  * start another cycle as soon as this one ends. */

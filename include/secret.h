@@ -19,7 +19,9 @@
 
 /* err is 0 and secret holds len bytes (NUL-terminated; the callee owns it
  * and must release it with util_free_secret), or err is an errors.h code,
- * msg says why (never containing the secret) and secret is NULL. */
+ * msg says why (never containing the secret) and secret is NULL. With err
+ * 0, msg is NULL or a warning for the log: the password_file is readable
+ * by group or others (said once per file and mode in a process). */
 typedef void secret_cb(void *arg, int err, const char *msg, char *secret,
                        size_t len);
 
@@ -51,7 +53,9 @@ struct secret_cache;
 struct secret_cache_req;
 
 /* Like secret_cb; cached is true when the secret is a kept copy (one that
- * a refusal should drop and fetch again), false when it was just read. */
+ * a refusal should drop and fetch again), false when it was just read. A
+ * warning about the source (err 0, msg set) goes to the first of the gets
+ * that shared one read. */
 typedef void secret_cache_cb(void *arg, int err, const char *msg,
                              char *secret, size_t len, bool cached);
 

@@ -2,7 +2,13 @@
 /* session: an authenticated IMAP connection for an account. It waits for
  * an admission slot for the host, connects (implicit TLS, STARTTLS, plain
  * or a tunnel), fetches the secret from its source, logs in and wipes the
- * secret. Watchers and the account's poller build on it. */
+ * secret. Watchers and the account's poller build on it.
+ *
+ * Lifetime: the owner (a watcher or a poller) frees the session; no event
+ * fires after session_free(). The session holds a reference to the
+ * configuration its account settings come from until it is logged in (the
+ * only time it reads them), so a reload that swaps the owner's
+ * configuration cannot free them under a session still connecting. */
 #ifndef IMAPSWEEP_SESSION_H
 #define IMAPSWEEP_SESSION_H
 
@@ -40,12 +46,14 @@ struct session_events {
                    void *arg);
 };
 
-/* Start; events follow from the loop. mailbox only labels log lines.
+/* Start; events follow from the loop. acc belongs to config (a reference
+ * is taken until the login is done). mailbox only labels log lines.
  * secrets: the account's secret cache (a reference is taken), or NULL to
  * read the source for this login only. A login refused with a kept secret
  * drops it and tries once more, on the same connection, with the source
  * read anew (an access token expired since it was kept). */
 struct session *session_new(const struct session_env *env,
+                            struct config *config,
                             const struct config_account *acc,
                             struct tls_ctx *tls,
                             struct secret_cache *secrets,
@@ -54,9 +62,11 @@ struct session *session_new(const struct session_env *env,
 /* The connection (NULL before it exists or after it closed). */
 struct imap_conn *session_conn(const struct session *s);
 /* A reload kept the account with the same connection settings: acc (in
- * the new configuration) replaces the one given to session_new(), which
- * may go with the old configuration. NULL-safe. */
-void session_set_account(struct session *s, const struct config_account *acc);
+ * config, the new configuration) replaces the one given to session_new()
+ * (the reference moves with it). Nothing changes once the session is
+ * logged in: it does not read its settings any more. NULL-safe. */
+void session_set_account(struct session *s, struct config *config,
+                         const struct config_account *acc);
 /* LOGOUT after what is queued; `closed` follows with err 0. If the session
  * is not logged in yet it just ends (closed with err 0, from the loop). */
 void session_logout(struct session *s);

@@ -113,7 +113,9 @@ struct sweep *sweep_start(const struct sweep_params *p, sweep_done_cb *cb,
  * runs with err ERR_CANCELLED. */
 void sweep_cancel(struct sweep *s);
 /* Stop and never call back (the owner is going away): the sweep frees
- * itself once its commands are done or cancelled. */
+ * itself once its commands are done or cancelled, and from now on touches
+ * nothing the owner gave it but the connection (the memo is forgotten;
+ * the config and rules are its own references). */
 void sweep_detach(struct sweep *s);
 
 #endif

@@ -33,6 +33,18 @@ uv_loop_t *transport_pool_loop(const struct transport_pool *pool);
  * is freed from a close callback (run the loop afterwards). NULL-safe. */
 void transport_pool_free(struct transport_pool *pool);
 
+struct transport_settings;
+/* A maker of transports that replaces TCP and tunnels for every
+ * transport_new() of the pool: the test library's scripted server
+ * (tests/unit/lib) uses it to drive sessions, watchers and accounts
+ * without sockets. It returns a transport it made, or NULL like
+ * transport_new(). */
+typedef struct transport *transport_factory_fn(
+    void *arg, const struct transport_settings *s);
+/* Set (or with NULL, clear) the pool's factory; arg is passed to it. */
+void transport_pool_set_factory(struct transport_pool *pool,
+                                transport_factory_fn *fn, void *arg);
+
 struct transport_cbs {
     /* The stream is up: TCP connected and, with implicit TLS, the
      * handshake done and the certificate accepted; or the tunnel started. */

@@ -26,7 +26,9 @@ void uidset_clear(struct uidset *s);
 void uidset_copy(struct uidset *dst, const struct uidset *src);
 
 /* Add one UID or a range (lo > hi is swapped; 0 is ignored). Adding in
- * ascending order is O(1) amortized; other orders are O(n). */
+ * ascending order is O(1) amortized; any other order costs a memmove of
+ * the ranges after it (O(n)): input in server order (SEARCH numbers,
+ * duplicates) is collected and built with uidset_from_array instead. */
 void uidset_add(struct uidset *s, uint32_t uid);
 void uidset_add_range(struct uidset *s, uint32_t lo, uint32_t hi);
 /* Build from an array in any order, with duplicates: O(n log n). */
@@ -39,7 +41,8 @@ uint64_t uidset_count(const struct uidset *s);
 uint32_t uidset_min(const struct uidset *s); /* 0 when empty */
 uint32_t uidset_max(const struct uidset *s); /* 0 when empty */
 
-/* s := s minus other; s := s intersected with other; s := s union other. */
+/* s := s minus other; s := s intersected with other; s := s union other.
+ * Each is one pass over both sets (O(n + m)). */
 void uidset_subtract(struct uidset *s, const struct uidset *other);
 void uidset_intersect(struct uidset *s, const struct uidset *other);
 void uidset_union(struct uidset *s, const struct uidset *other);
@@ -61,8 +64,9 @@ bool uidset_next_chunk(const struct uidset *s, size_t *pos_io,
                        size_t max_bytes, struct uidset *chunk);
 
 /* Parse "1:5,9,12:40" (ranges in either order, any order, overlaps allowed;
- * no "*", no 0, no spaces) into s (cleared first). Return 0 or -EINVAL;
- * on error s is left empty. */
+ * no "*", no 0, no spaces) into s (cleared first): the ranges are
+ * collected, sorted and merged, O(n log n) whatever their order. Return 0
+ * or -EINVAL; on error s is left empty. */
 int uidset_parse(struct uidset *s, const char *str, size_t len);
 
 #endif

@@ -11,7 +11,19 @@
  * (a mailbox beyond the account's connection budget) has no connection of
  * its own: the account's poller visits it on a shared connection.
  *
- * The watcher keeps everything `imapsweepctl status` shows. */
+ * The watcher keeps everything `imapsweepctl status` shows.
+ *
+ * Lifetime. The owner (the account) creates the watcher and frees it with
+ * watcher_free(), never from inside one of the watcher's own calls into
+ * it except the stop callback. Anything that may outlive a reload holds a
+ * reference (watcher_ref): each command in flight for the watcher (its
+ * SELECT, its NOOP: the reply is also checked against the connection the
+ * watcher uses now, so a late reply to an abandoned visit or a closed
+ * session is ignored) and the poller's queue, visit and STATUS commands.
+ * watcher_free() tears everything down at once (session, sweep, timer,
+ * config) and marks the watcher gone; the memory goes with the last
+ * reference. A sweep the watcher started is detached (sweep.h) and
+ * touches nothing of the watcher's afterwards. */
 #ifndef IMAPSWEEP_WATCHER_H
 #define IMAPSWEEP_WATCHER_H
 
@@ -122,8 +134,16 @@ void watcher_start(struct watcher *w);
  * runs (from the loop). After cb the watcher may be freed. */
 void watcher_stop(struct watcher *w, void (*cb)(struct watcher *w,
                                                  void *arg), void *arg);
-/* Free now, closing any connection without LOGOUT. NULL-safe. */
+/* Free now, closing any connection without LOGOUT: the owner's reference
+ * goes; holders of other references see watcher_gone(). NULL-safe. */
 void watcher_free(struct watcher *w);
+/* Keep w allocated (see Lifetime above); returns w. */
+struct watcher *watcher_ref(struct watcher *w);
+/* Drop a reference. NULL-safe. */
+void watcher_unref(struct watcher *w);
+/* True once the owner stopped or freed w: a holder of a reference must
+ * not use it for anything but watcher_unref(). */
+bool watcher_gone(const struct watcher *w);
 
 /* A reload kept this watcher: switch to the new config. If the rules that
  * apply changed, a running sweep is cancelled (nothing more is acted on

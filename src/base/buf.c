@@ -14,11 +14,27 @@ buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->secret = false;
+}
+
+void
+buf_init_secret(struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    b->secret = true;
+}
+
+void
+buf_mark_secret(struct buf *b)
+{
+    b->secret = true;
 }
 
 void
 buf_free(struct buf *b)
 {
+    if (b->secret && b->data != NULL)
+        util_wipe(b->data, b->cap);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -34,6 +50,8 @@ buf_free_secret(struct buf *b)
 void
 buf_reset(struct buf *b)
 {
+    if (b->secret && b->data != NULL)
+        util_wipe(b->data, b->len);
     b->len = 0;
     if (b->data != NULL)
         b->data[0] = '\0';
@@ -52,7 +70,17 @@ reserve(struct buf *b, size_t n)
 
         while (cap < need)
             cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        b->data = xrealloc(b->data, cap);
+        if (b->secret && b->data != NULL) {
+            /* move by hand: realloc would free the old copy unwiped */
+            char *p = xmalloc(cap);
+
+            memcpy(p, b->data, b->len + 1);
+            util_wipe(b->data, b->cap);
+            free(b->data);
+            b->data = p;
+        } else {
+            b->data = xrealloc(b->data, cap);
+        }
         b->cap = cap;
     }
     return 0;
@@ -153,6 +181,8 @@ buf_consume(struct buf *b, size_t n)
     }
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+    if (b->secret)
+        util_wipe(b->data + b->len, n);
     b->data[b->len] = '\0';
 }
 

@@ -112,6 +112,16 @@ cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int
+cmp_range(const void *a, const void *b)
+{
+    const struct uid_range *x = a, *y = b;
+
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
 void
 uidset_from_array(struct uidset *s, const uint32_t *uids, size_t n)
 {
@@ -224,11 +234,46 @@ uidset_intersect(struct uidset *s, const struct uidset *o)
     replace(s, out, n, cap);
 }
 
+/* Append [lo, hi] to a sorted output, merging with its last range when
+ * they overlap or touch. */
+static void
+push_merge(struct uid_range **out, size_t *n, size_t *cap, uint32_t lo,
+           uint32_t hi)
+{
+    if (*n > 0 && (uint64_t)(*out)[*n - 1].hi + 1 >= lo) {
+        if (hi > (*out)[*n - 1].hi)
+            (*out)[*n - 1].hi = hi;
+        return;
+    }
+    push(out, n, cap, lo, hi);
+}
+
+/* One pass over both (sorted) sets: O(n + m), whatever their order of
+ * arrival. */
 void
 uidset_union(struct uidset *s, const struct uidset *o)
 {
-    for (size_t i = 0; i < o->n; i++)
-        uidset_add_range(s, o->r[i].lo, o->r[i].hi);
+    struct uid_range *out = NULL;
+    size_t n = 0, cap = 0, i = 0, j = 0;
+
+    if (o->n == 0)
+        return;
+    if (s->n == 0 || (uint64_t)s->r[s->n - 1].hi + 1 < o->r[0].lo) {
+        /* appending: the common case of ascending input */
+        ARRAY_GROW(s->r, s->cap, s->n + o->n);
+        memcpy(&s->r[s->n], o->r, o->n * sizeof(*o->r));
+        s->n += o->n;
+        return;
+    }
+    ARRAY_GROW(out, cap, s->n + o->n);
+    while (i < s->n || j < o->n) {
+        const struct uid_range *r =
+            j >= o->n || (i < s->n && s->r[i].lo <= o->r[j].lo) ? &s->r[i++]
+                                                                : &o->r[j++];
+
+        push_merge(&out, &n, &cap, r->lo, r->hi);
+    }
+    replace(s, out, n, cap);
 }
 
 void
@@ -333,10 +378,27 @@ uidset_next_chunk(const struct uidset *s, size_t *pos_io, size_t max_bytes,
     return true;
 }
 
+/* Sort ranges (lo <= hi each) and merge them into s: O(n log n) for any
+ * order, where adding one by one costs a memmove each out of order. */
+static void
+normalize_into(struct uidset *s, struct uid_range *r, size_t n)
+{
+    struct uid_range *out = NULL;
+    size_t m = 0, cap = 0;
+
+    qsort(r, n, sizeof(*r), cmp_range);
+    ARRAY_GROW(out, cap, n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        push_merge(&out, &m, &cap, r[i].lo, r[i].hi);
+    replace(s, out, m, cap);
+}
+
 int
 uidset_parse(struct uidset *s, const char *str, size_t len)
 {
     size_t i = 0;
+    struct uid_range *ranges = NULL;
+    size_t n = 0, cap = 0;
 
     uidset_clear(s);
     if (len == 0)
@@ -364,15 +426,18 @@ uidset_parse(struct uidset *s, const char *str, size_t len)
                    lo == 0 || hi == 0) {
             goto bad;
         }
-        uidset_add_range(s, lo, hi);
+        push(&ranges, &n, &cap, lo < hi ? lo : hi, lo < hi ? hi : lo);
         if (i < len) {
             i++; /* the comma */
             if (i == len)
                 goto bad;
         }
     }
+    normalize_into(s, ranges, n);
+    free(ranges);
     return 0;
 bad:
+    free(ranges);
     uidset_clear(s);
     return -EINVAL;
 }

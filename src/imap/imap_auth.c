@@ -115,8 +115,8 @@ sasl_ir(enum sasl_mech mech, const char *user, const char *secret,
 {
     struct buf raw, b64;
 
-    buf_init(&raw, BUF_NOCAP);
-    buf_init(&b64, BUF_NOCAP);
+    buf_init_secret(&raw, BUF_NOCAP);
+    buf_init_secret(&b64, BUF_NOCAP);
     switch (mech) {
     case SASL_PLAIN:
         buf_append_char(&raw, '\0');

@@ -194,6 +194,7 @@ void
 imap_build_mark_secret(struct imap_build *b)
 {
     b->secret = true;
+    buf_mark_secret(&b->data); /* what is appended from now on */
 }
 
 bool

@@ -144,7 +144,10 @@ send_part(struct imap_conn *c, struct imap_cmd *cmd)
     if (cmd->parts_sent == 0) {
         struct buf line;
 
-        buf_init(&line, BUF_NOCAP);
+        if (secret)
+            buf_init_secret(&line, BUF_NOCAP);
+        else
+            buf_init(&line, BUF_NOCAP);
         buf_printf(&line, "%s ", cmd->tag);
         buf_append(&line, p, len);
         imap_trace_line(c, true, line.data, line.len, false);
@@ -213,8 +216,8 @@ imap_conn_pump(struct imap_conn *c)
 {
     struct imap_cmd *cmd;
 
-    if (c->closing)
-        return;
+    if (c->closing || c->timer_mode == TM_FAIL)
+        return; /* ending: nothing more goes out */
     while ((cmd = c->pending.head) != NULL) {
         if (c->state == IMAP_CONN_CONNECTING ||
             c->state == IMAP_CONN_STARTTLS || c->state == IMAP_CONN_LOGOUT)
@@ -443,7 +446,10 @@ imap_cmd_new(struct imap_build *b, const struct imap_cmd_opts *o)
         cmd->arg = o->arg;
     }
     /* the command name: one word, two for UID commands */
-    buf_init(&r, BUF_NOCAP);
+    if (imap_build_is_secret(b))
+        buf_init_secret(&r, BUF_NOCAP);
+    else
+        buf_init(&r, BUF_NOCAP);
     imap_build_render(b, &r);
     while (n < r.len && n < sizeof(cmd->name) - 1 && r.data[n] != ' ')
         n++;
@@ -560,6 +566,10 @@ handle_untagged(struct imap_conn *c, const struct imap_response *r)
         imap_state_set_caps(c, r->args);
     if (r->has_number && r->name != NULL) {
         if (strcmp(r->name, "EXISTS") == 0) {
+            /* new messages took UIDs from the UIDNEXT the server gave:
+             * it no longer bounds the mailbox's UIDs */
+            if (c->mbox.selected && r->number > c->mbox.exists)
+                c->mbox.uidnext = 0;
             c->mbox.exists = r->number;
         } else if (strcmp(r->name, "EXPUNGE") == 0) {
             /* the count is informational (actions use UIDs): a late
@@ -786,6 +796,14 @@ imap_conn_new(struct transport_pool *pool, const struct imap_conn_settings *s,
                                         arg);
 }
 
+void
+imap_conn_abort(struct imap_conn *c, int err, const char *msg)
+{
+    if (c == NULL || c->closing)
+        return;
+    imap_conn_fail_later(c, err, msg);
+}
+
 struct imap_build *
 imap_conn_build(const struct imap_conn *c)
 {
@@ -804,7 +822,7 @@ int
 imap_conn_submit(struct imap_conn *c, struct imap_build *b,
                  const struct imap_cmd_opts *o)
 {
-    if (c->closing || c->logout_requested) {
+    if (c->closing || c->logout_requested || c->timer_mode == TM_FAIL) {
         imap_build_free(b);
         return ERR_CANCELLED;
     }

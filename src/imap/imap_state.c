@@ -263,7 +263,8 @@ on_read(struct transport *t, const char *data, size_t len, void *arg)
     struct imap_conn *c = arg;
 
     (void)t;
-    if (c->closing)
+    /* closing, or ending (imap_conn_abort): nothing more is taken in */
+    if (c->closing || c->timer_mode == TM_FAIL)
         return;
     imap_conn_mark_activity(c);
     imap_conn_ref(c);
@@ -285,7 +286,7 @@ on_read(struct transport *t, const char *data, size_t len, void *arg)
             break;
         }
         imap_conn_handle_response(c, r);
-        if (c->closing)
+        if (c->closing || c->timer_mode == TM_FAIL)
             break;
         if (c->tls_switched) {
             /* bytes after STARTTLS's OK came in plaintext: an injection

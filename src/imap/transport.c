@@ -72,6 +72,14 @@ transport_pool_loop(const struct transport_pool *pool)
     return pool->loop;
 }
 
+void
+transport_pool_set_factory(struct transport_pool *pool,
+                           transport_factory_fn *fn, void *arg)
+{
+    pool->factory = fn;
+    pool->factory_arg = arg;
+}
+
 static void
 on_pool_closed(uv_handle_t *h)
 {
@@ -625,6 +633,8 @@ transport_new(struct transport_pool *pool, const struct transport_settings *s)
 
     if (!tunnel && (s->host == NULL || *s->host == '\0'))
         return NULL;
+    if (pool->factory != NULL)
+        return pool->factory(pool->factory_arg, s);
     /* Implicit TLS through a tunnel needs a name to verify. */
     if (tunnel && s->tls != NULL && s->tls_host == NULL && s->host == NULL)
         return NULL;

@@ -34,6 +34,8 @@ struct transport_pool {
     uv_prepare_t prepare;
     struct uv_transport *flush_head; /* transports with output to send */
     unsigned live;                   /* transports not yet freed */
+    transport_factory_fn *factory;   /* tests: scripted transports */
+    void *factory_arg;
     bool freeing;
     bool prepare_closed;
     bool read_busy;

@@ -23,6 +23,8 @@
 struct client {
     struct control *ctl;
     uv_pipe_t pipe;
+    uv_timer_t idle;           /* the time left for a complete request */
+    unsigned open_handles;     /* freed when both have closed */
     struct buf in;
     struct client *prev, *next;
     bool closing;
@@ -48,6 +50,7 @@ struct control {
     void *arg;
     struct client *clients;
     size_t n_clients;
+    uint64_t idle_timeout_ms;
     bool freeing;
     char rbuf[CONTROL_MAX_REQUEST + 1];
 };
@@ -67,6 +70,8 @@ on_client_closed(uv_handle_t *h)
     struct client *cl = h->data;
     struct control *c = cl->ctl;
 
+    if (--cl->open_handles > 0)
+        return;
     if (cl->prev != NULL)
         cl->prev->next = cl->next;
     else
@@ -90,7 +95,27 @@ client_close(struct client *cl)
         cl->pending->cl = NULL;   /* its reply will be dropped */
         cl->pending = NULL;
     }
+    uv_close((uv_handle_t *)&cl->idle, on_client_closed);
     uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
+}
+
+static void
+on_idle(uv_timer_t *t)
+{
+    struct client *cl = t->data;
+
+    log_info("control: closing a client (uid %u) that sent no complete "
+             "request for %llu s", (unsigned)cl->uid,
+             (unsigned long long)(cl->ctl->idle_timeout_ms / 1000));
+    client_close(cl);
+}
+
+/* A new request may take up to the idle timeout, from now. */
+static void
+idle_restart(struct client *cl)
+{
+    if (!cl->closing)
+        uv_timer_start(&cl->idle, on_idle, cl->ctl->idle_timeout_ms, 0);
 }
 
 static void
@@ -239,6 +264,10 @@ handle_input(struct client *cl, const char *p, const char *end)
             break;
         handle_line(cl, buf_cstr(&cl->in), cl->in.len);
         buf_reset(&cl->in);
+        if (cl->pending != NULL)
+            uv_timer_stop(&cl->idle); /* we owe the reply: no clock */
+        else
+            idle_restart(cl);
         p = nl + 1;
     }
 }
@@ -273,6 +302,7 @@ control_req_reply(struct control_req *req, char *text)
     send_reply(cl, text);
     if (cl->closing)
         return;
+    idle_restart(cl); /* the next request's time counts from the reply */
     /* what the client sent meanwhile, then reading again */
     len = cl->held.len;
     held = xmemdup(cl->held.data != NULL ? cl->held.data : "", len + 1);
@@ -323,6 +353,9 @@ on_connection(uv_stream_t *server, int status)
     buf_init(&cl->held, CONTROL_MAX_REQUEST + 1);
     uv_pipe_init(c->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
+    uv_timer_init(c->loop, &cl->idle);
+    cl->idle.data = cl;
+    cl->open_handles = 2;
     cl->next = c->clients;
     if (c->clients != NULL)
         c->clients->prev = cl;
@@ -350,6 +383,7 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+    idle_restart(cl);
 }
 
 /* --- the server ------------------------------------------------------------ */
@@ -399,6 +433,8 @@ control_new(uv_loop_t *loop, const struct control_settings *s, char **err_r)
     c->cmds = s->cmds;
     c->n_cmds = s->n_cmds;
     c->arg = s->arg;
+    c->idle_timeout_ms = s->idle_timeout_ms ? s->idle_timeout_ms
+                                            : CONTROL_IDLE_TIMEOUT_MS;
     if (s->group != NULL) {
         struct group *gr = getgrnam(s->group);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,21 @@ on_once_done(struct watcher *w, bool ok, void *arg)
 }
 
 /* --- run -------------------------------------------------------------------- */
+
+int
+daemon_protect_secrets(void)
+{
+    struct rlimit none = {0, 0};
+    int ret = 0;
+
+    /* inline passwords, secret command output and login commands pass
+     * through memory: a core file would keep them */
+    if (setrlimit(RLIMIT_CORE, &none) < 0)
+        ret = -errno;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 && ret == 0)
+        ret = -errno;
+    return ret;
+}
 
 /* A user's default socket lives in $XDG_RUNTIME_DIR/imapsweep, which
  * nobody else creates (the system's, /run/imapsweep, is systemd's

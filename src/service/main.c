@@ -67,9 +67,13 @@ main(int argc, char **argv)
     struct daemon_opts opts = {.config_path = NULL};
     char *dflt_err = NULL;
     /* for root the system's, for a user their own (XDG) */
-    char *dflt = ctl_default_config(geteuid(), &dflt_err);
+    char *dflt;
     bool check = false, syntax_only = false, explain = false;
-    int c, ret;
+    int c, ret, protect;
+
+    /* before any secret is read: the configuration may hold one */
+    protect = daemon_protect_secrets();
+    dflt = ctl_default_config(geteuid(), &dflt_err);
 
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -162,6 +166,9 @@ main(int argc, char **argv)
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     log_init();
+    if (protect < 0)
+        log_warning("cannot keep secrets out of core dumps: %s",
+                    strerror(-protect));
     if (opts.level_set)
         log_set_level(opts.level);
     if (check) {

@@ -25,6 +25,8 @@ struct account {
     struct watcher **gone;       /* removed by a reload, logging out */
     size_t n_gone, cap_gone;
     struct poller *poller;
+    struct poller **old_pollers; /* no shared mailbox left: logging out */
+    size_t n_old_pollers, cap_old_pollers;
     unsigned stop_pending;
     void (*stop_cb)(struct account *a, void *arg);
     void *stop_arg;
@@ -62,8 +64,57 @@ static const struct poller_ops account_poller_ops = {
 static struct poller *
 account_poller_new(struct account *a)
 {
-    return poller_new(a->env, a->acc, a->tls, a->secrets, &a->log,
-                      &account_poller_ops, a);
+    return poller_new(a->env, a->config, a->acc, a->tls, a->secrets,
+                      &a->log, &account_poller_ops, a);
+}
+
+/* A poller with no mailbox left to poll logs out; it is freed once its
+ * connection has ended (or with the account). */
+static struct watcher *const *
+no_watchers(void *arg, size_t *n_r)
+{
+    (void)arg;
+    *n_r = 0;
+    return NULL;
+}
+
+static void
+old_poller_logged_out(void *arg)
+{
+    struct account *a = arg;
+
+    /* from the loop; the poller that ended is not told which, so free
+     * the ones that are down */
+    for (size_t i = 0; i < a->n_old_pollers;) {
+        if (poller_is_down(a->old_pollers[i])) {
+            poller_free(a->old_pollers[i]);
+            a->old_pollers[i] = a->old_pollers[--a->n_old_pollers];
+            if (a->stopping)
+                stop_one_done(a);
+        } else {
+            i++;
+        }
+    }
+}
+
+static const struct poller_ops old_poller_ops = {
+    .watchers = no_watchers,
+    .logged_out = old_poller_logged_out,
+};
+
+static void
+retire_poller(struct account *a)
+{
+    struct poller *p = a->poller;
+
+    a->poller = NULL;
+    poller_set_ops(p, &old_poller_ops, a);
+    if (!poller_stop(p)) {
+        poller_free(p);
+        return;
+    }
+    ARRAY_GROW(a->old_pollers, a->cap_old_pollers, a->n_old_pollers + 1);
+    a->old_pollers[a->n_old_pollers++] = p;
 }
 
 /* --- watchers and the budget --------------------------------------------- */
@@ -84,16 +135,30 @@ apply_budget(struct account *a)
 {
     size_t budget = a->acc->max_connections ? a->acc->max_connections : 1;
     size_t dedicated = a->n <= budget ? a->n : budget - 1;
+    bool now_shared = false;
 
-    for (size_t i = 0; i < a->n; i++)
-        watcher_set_shared(a->w[i], i >= dedicated);
+    for (size_t i = 0; i < a->n; i++) {
+        bool shared = i >= dedicated;
+
+        if (shared == watcher_is_shared(a->w[i]))
+            continue;
+        /* one the poller may be visiting gets its own connection: the
+         * poller lets go of it first */
+        if (!shared && a->poller != NULL)
+            poller_forget(a->poller, a->w[i]);
+        now_shared |= shared;
+        watcher_set_shared(a->w[i], shared);
+    }
     if (has_shared(a) && a->poller == NULL) {
         a->poller = account_poller_new(a);
         if (a->tls_error == NULL)
             poller_start(a->poller);
     } else if (!has_shared(a) && a->poller != NULL) {
-        poller_free(a->poller);
-        a->poller = NULL;
+        retire_poller(a);
+    } else if (now_shared && a->poller != NULL) {
+        /* a mailbox that had its own connection is polled now: visit it
+         * soon rather than a poll_interval later */
+        poller_sweep_soon(a->poller);
     }
 }
 
@@ -165,6 +230,8 @@ on_watcher_stopped(struct watcher *w, void *arg)
         }
     }
     watcher_free(w);
+    if (a->stopping)
+        stop_one_done(a);
 }
 
 void
@@ -200,7 +267,7 @@ account_update(struct account *a, struct config *config,
     a->config = config;
     a->acc = acc;
     if (a->poller != NULL)
-        poller_set_account(a->poller, acc);
+        poller_set_account(a->poller, config, acc);
     for (size_t i = 0; i < a->n; i++)
         watcher_update(a->w[i], config, acc);
     /* new mailboxes, in configuration order */
@@ -264,6 +331,9 @@ account_stop(struct account *a, void (*cb)(struct account *, void *),
     a->stop_cb = cb;
     a->stop_arg = arg;
     a->stop_pending = 1; /* released below, after starting everything */
+    /* what is already logging out (removed mailboxes, a poller left
+     * without mailboxes) is waited for too */
+    a->stop_pending += (unsigned)(a->n_gone + a->n_old_pollers);
     /* its logged_out event comes from the loop, after this */
     if (a->poller != NULL && poller_stop(a->poller))
         a->stop_pending++;
@@ -286,6 +356,9 @@ account_free(struct account *a)
     if (a == NULL)
         return;
     poller_free(a->poller);
+    for (size_t i = 0; i < a->n_old_pollers; i++)
+        poller_free(a->old_pollers[i]);
+    free(a->old_pollers);
     for (size_t i = 0; i < a->n; i++)
         watcher_free(a->w[i]);
     for (size_t i = 0; i < a->n_gone; i++)

@@ -436,7 +436,7 @@ config_load(const char *path, struct config **config_r,
         return file_error(path, EISDIR, diag);
     }
     mode = st.st_mode;
-    buf_init(&data, MAX_FILE_SIZE);
+    buf_init_secret(&data, MAX_FILE_SIZE); /* inline passwords */
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
 

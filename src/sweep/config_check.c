@@ -134,15 +134,18 @@ check_password_file(struct check *k, const struct config_account *a)
         check_msg(k, false, s, "password_file %s is empty", path);
         return;
     }
-    if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH))
-        check_msg(k, true, s, "password_file %s is readable by every user "
-                  "(mode %04o): chmod o-r, or use password_credential",
-                  path, (unsigned)(st.st_mode & 07777));
+    /* as ssh does for keys: a password others may read is no secret
+     * (checked again each time the daemon reads the file) */
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH)))
+        check_msg(k, true, s, "password_file %s is readable by group or "
+                  "others (mode %04o): make it mode 600, owned by the user "
+                  "imapsweepd runs as, or use password_credential", path,
+                  (unsigned)(st.st_mode & 07777));
     else if (S_ISREG(st.st_mode) && geteuid() == 0 && !service_can_read(&st))
         check_msg(k, true, s, "password_file %s is readable by root, but "
                   "not by the service's user " SERVICE_USER " (mode %04o, "
-                  "owner uid %u): create that user and chgrp the file to it "
-                  "with mode 0640, or use password_credential", path,
+                  "owner uid %u): create that user and give the file to it "
+                  "with mode 0600, or use password_credential", path,
                   (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 }
 

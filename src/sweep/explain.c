@@ -801,8 +801,8 @@ explain_start(const struct explain_params *p, explain_done_cb *cb, void *arg)
     }
     e->secrets = p->secrets ? secret_cache_ref(p->secrets) : NULL;
     e->st = X_CONNECTING;
-    e->session = session_new(p->env, a, e->tls, e->secrets, e->mailbox,
-                             &explain_events, e);
+    e->session = session_new(p->env, e->config, a, e->tls, e->secrets,
+                             e->mailbox, &explain_events, e);
     return e;
 }
 

@@ -21,6 +21,7 @@ enum poller_state {
 
 struct poller {
     const struct watcher_env *env;
+    struct config *config;       /* a reference: acc is one of its accounts */
     const struct config_account *acc;
     struct tls_ctx *tls;
     struct secret_cache *secrets;   /* borrowed, like tls */
@@ -31,6 +32,9 @@ struct poller {
     struct session *session;
     struct imap_conn *conn;
     uv_timer_t timer;
+    /* Every watcher the poller keeps is a reference (watcher_ref): the
+     * queue's entries, the one being visited and each STATUS in flight. A
+     * watcher the owner dropped meanwhile (watcher_gone) is skipped. */
     struct watcher **queue;      /* to visit in this cycle */
     size_t n_queue, cap_queue, pos;
     struct watcher *current;
@@ -41,6 +45,37 @@ struct poller {
 
 static void poller_cycle(struct poller *p);
 static void poller_connect(struct poller *p);
+static void visit_next(struct poller *p);
+
+/* --- the watchers it holds ------------------------------------------------ */
+
+static void
+drop_current(struct poller *p)
+{
+    struct watcher *w = p->current;
+
+    p->current = NULL;
+    watcher_unref(w);
+}
+
+/* Abandon the visit in progress, if any (the watcher is told). */
+static void
+abort_visit(struct poller *p)
+{
+    if (p->current != NULL) {
+        watcher_visit_abort(p->current, NULL);
+        drop_current(p);
+    }
+}
+
+static void
+clear_queue(struct poller *p)
+{
+    for (size_t i = 0; i < p->n_queue; i++)
+        watcher_unref(p->queue[i]);
+    p->n_queue = 0;
+    p->pos = 0;
+}
 
 /* --- the cycle ----------------------------------------------------------- */
 
@@ -65,9 +100,9 @@ on_poll_timer(uv_timer_t *t)
         poller_connect(p);
     else if (p->st == PS_WAITING)
         poller_cycle(p);
+    else if (p->st == PS_VISITING && p->current == NULL)
+        visit_next(p); /* the visit was abandoned (poller_forget) */
 }
-
-static void visit_next(struct poller *p);
 
 static void
 visit_done(struct watcher *w, bool ok, void *arg)
@@ -80,16 +115,20 @@ visit_done(struct watcher *w, bool ok, void *arg)
 static void
 visit_next(struct poller *p)
 {
-    p->current = NULL;
+    drop_current(p);
     if (p->st == PS_STOPPING)
         return;
     while (p->pos < p->n_queue) {
-        struct watcher *w = p->queue[p->pos++];
+        struct watcher *w = p->queue[p->pos];
 
-        if (w == NULL)
-            continue; /* removed by a reload meanwhile */
+        p->queue[p->pos++] = NULL;
+        /* dropped by a reload meanwhile, or no longer shared */
+        if (w == NULL || watcher_gone(w) || !watcher_is_shared(w)) {
+            watcher_unref(w);
+            continue;
+        }
         p->st = PS_VISITING;
-        p->current = w;
+        p->current = w;       /* the queue's reference moves here */
         watcher_visit(w, p->conn, p->env->once, visit_done, p);
         return;
     }
@@ -133,9 +172,12 @@ enqueue(struct poller *p, struct watcher *w)
             return;
     }
     ARRAY_GROW(p->queue, p->cap_queue, p->n_queue + 1);
-    p->queue[p->n_queue++] = w;
+    p->queue[p->n_queue++] = watcher_ref(w);
 }
 
+/* A STATUS in flight: the poller (which outlives it: freeing the poller
+ * cancels its commands first) and a reference to the watcher it asks
+ * about. */
 struct status_req {
     struct poller *p;
     struct watcher *w;
@@ -189,13 +231,15 @@ status_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     struct poller *p = req->p;
 
     (void)c;
-    if (r->status == IMAP_NO || r->status == IMAP_BAD) {
+    if ((r->status == IMAP_NO || r->status == IMAP_BAD) &&
+        !watcher_gone(req->w)) {
         char *msg = xasprintf("STATUS \"%s\" failed: %s",
                               watcher_mailbox(req->w), r->text);
 
         watcher_set_shared_state(req->w, WATCHER_POLLING, msg);
         free(msg);
     }
+    watcher_unref(req->w);
     free(req);
     if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
         return;
@@ -211,8 +255,7 @@ poller_cycle(struct poller *p)
     size_t n;
     struct watcher *const *w = p->ops->watchers(p->arg, &n);
 
-    p->n_queue = 0;
-    p->pos = 0;
+    clear_queue(p);
     if (p->env->once) {
         /* every shared mailbox, fully */
         for (size_t i = 0; i < n; i++) {
@@ -242,7 +285,7 @@ poller_cycle(struct poller *p)
         b = imap_conn_build(p->conn);
         req = xmalloc(sizeof(*req));
         req->p = p;
-        req->w = w[i];
+        req->w = watcher_ref(w[i]);
         imap_build_atom(b, "STATUS");
         imap_build_mailbox(b, watcher_mailbox(w[i]));
         imap_build_list_open(b);
@@ -253,6 +296,7 @@ poller_cycle(struct poller *p)
         o = (struct imap_cmd_opts){.done = status_done,
                                    .untagged = status_untagged, .arg = req};
         if (imap_conn_submit(p->conn, b, &o) < 0) {
+            watcher_unref(req->w);
             free(req);
             continue;
         }
@@ -295,8 +339,9 @@ p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
     p->conn = NULL;
     if (p->current != NULL) {
         watcher_visit_abort(p->current, err ? msg : NULL);
-        p->current = NULL;
+        drop_current(p);
     }
+    clear_queue(p);
     if (p->st == PS_STOPPING) {
         p->st = PS_DOWN;
         p->ops->logged_out(p->arg);
@@ -330,20 +375,22 @@ poller_connect(struct poller *p)
 {
     p->st = PS_CONNECTING;
     set_shared_states(p, WATCHER_CONNECTING, NULL);
-    p->session = session_new(&p->env->session, p->acc, p->tls, p->secrets,
-                             NULL, &poller_events, p);
+    p->session = session_new(&p->env->session, p->config, p->acc, p->tls,
+                             p->secrets, NULL, &poller_events, p);
 }
 
 /* --- the owner's calls --------------------------------------------------- */
 
 struct poller *
-poller_new(const struct watcher_env *env, const struct config_account *acc,
-           struct tls_ctx *tls, struct secret_cache *secrets,
-           const struct log_ctx *log, const struct poller_ops *ops, void *arg)
+poller_new(const struct watcher_env *env, struct config *config,
+           const struct config_account *acc, struct tls_ctx *tls,
+           struct secret_cache *secrets, const struct log_ctx *log,
+           const struct poller_ops *ops, void *arg)
 {
     struct poller *p = xcalloc(1, sizeof(*p));
 
     p->env = env;
+    p->config = config_ref(config);
     p->acc = acc;
     p->tls = tls;
     p->secrets = secrets;
@@ -357,28 +404,50 @@ poller_new(const struct watcher_env *env, const struct config_account *acc,
 }
 
 void
+poller_set_ops(struct poller *p, const struct poller_ops *ops, void *arg)
+{
+    p->ops = ops;
+    p->arg = arg;
+}
+
+bool
+poller_is_down(const struct poller *p)
+{
+    return p->st == PS_DOWN && p->session == NULL;
+}
+
+void
 poller_start(struct poller *p)
 {
     poller_connect(p);
 }
 
 void
-poller_set_account(struct poller *p, const struct config_account *acc)
+poller_set_account(struct poller *p, struct config *config,
+                   const struct config_account *acc)
 {
+    config_ref(config);
+    config_unref(p->config);
+    p->config = config;
     p->acc = acc;
-    session_set_account(p->session, acc);
+    session_set_account(p->session, config, acc);
 }
 
 void
 poller_forget(struct poller *p, struct watcher *w)
 {
     if (p->current == w) {
-        watcher_visit_abort(w, NULL);
-        p->current = NULL;
+        abort_visit(p);
+        /* go on with the rest of the cycle, from the loop: the owner is
+         * in the middle of changing its watchers */
+        if (p->st == PS_VISITING)
+            uv_timer_start(&p->timer, on_poll_timer, 0, 0);
     }
-    for (size_t q = 0; q < p->n_queue; q++) {
-        if (p->queue[q] == w)
+    for (size_t q = p->pos; q < p->n_queue; q++) {
+        if (p->queue[q] == w) {
             p->queue[q] = NULL;
+            watcher_unref(w);
+        }
     }
 }
 
@@ -395,10 +464,8 @@ bool
 poller_stop(struct poller *p)
 {
     uv_timer_stop(&p->timer);
-    if (p->current != NULL) {
-        watcher_visit_abort(p->current, NULL);
-        p->current = NULL;
-    }
+    abort_visit(p);
+    clear_queue(p);
     if (p->session == NULL)
         return false;
     p->st = PS_STOPPING;
@@ -420,9 +487,13 @@ poller_free(struct poller *p)
 {
     if (p == NULL)
         return;
-    if (p->current != NULL)
-        watcher_visit_abort(p->current, NULL);
+    abort_visit(p);
+    clear_queue(p);
+    /* cancels the STATUS commands in flight: their references go */
     session_free(p->session);
+    p->session = NULL;
+    config_unref(p->config);
+    p->config = NULL;
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_poller_timer_closed);
 }

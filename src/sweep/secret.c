@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@ struct secret_req {
     uv_timer_t timer;
     int err;
     char *msg;
+    char *warning;          /* delivered with the secret */
     struct buf out;         /* the secret being read */
     /* command */
     bool is_command;
@@ -61,7 +63,59 @@ req_free(struct secret_req *r)
 {
     buf_free_secret(&r->out);
     free(r->msg);
+    free(r->warning);
     free(r);
+}
+
+/* Password files found readable by group or others, and the mode they
+ * had: each is reported once per process and mode (a thousand
+ * connections reading the same file need not say it a thousand times). */
+struct warned {
+    char *path;
+    mode_t mode;
+};
+static struct warned *warned;
+static size_t n_warned, cap_warned;
+
+static bool
+first_warning(const char *path, mode_t mode)
+{
+    for (size_t i = 0; i < n_warned; i++) {
+        if (strcmp(warned[i].path, path) == 0) {
+            if (warned[i].mode == mode)
+                return false;
+            warned[i].mode = mode;
+            return true;
+        }
+    }
+    ARRAY_GROW(warned, cap_warned, n_warned + 1);
+    warned[n_warned].path = xstrdup(path);
+    warned[n_warned].mode = mode;
+    n_warned++;
+    return true;
+}
+
+/* As ssh does for keys: a password others may read is no secret. */
+static void
+check_mode(struct secret_req *r, int fd, const char *path)
+{
+    struct stat st;
+    mode_t mode;
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return;
+    mode = st.st_mode & 07777;
+    if ((mode & (S_IRGRP | S_IROTH)) == 0) {
+        first_warning(path, mode); /* fixed: a later change is news */
+        return;
+    }
+    if (!first_warning(path, mode))
+        return;
+    free(r->warning);
+    r->warning = xasprintf("password_file %s is readable by group or others "
+                           "(mode %04o): make it mode 600, owned by the user "
+                           "imapsweepd runs as, or use password_credential",
+                           path, (unsigned)mode);
 }
 
 static void
@@ -123,7 +177,7 @@ deliver(struct secret_req *r)
                                                             "empty",
                       NULL, 0);
             } else {
-                r->cb(r->arg, 0, NULL, s, len);
+                r->cb(r->arg, 0, r->warning, s, len);
             }
         } else {
             r->cb(r->arg, r->err, r->msg, NULL, 0);
@@ -166,7 +220,8 @@ fail(struct secret_req *r, const char *fmt, ...)
 }
 
 static void
-read_file(struct secret_req *r, const char *path, const char *what)
+read_file(struct secret_req *r, const char *path, const char *what,
+          bool mode_matters)
 {
     char chunk[4096];
     ssize_t n;
@@ -176,6 +231,8 @@ read_file(struct secret_req *r, const char *path, const char *what)
         fail(r, "%s %s: %s", what, path, strerror(errno));
         return;
     }
+    if (mode_matters)
+        check_mode(r, fd, path);
     while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
         if (buf_append(&r->out, chunk, (size_t)n) < 0) {
             fail(r, "%s %s is larger than %d bytes", what, path, SECRET_MAX);
@@ -281,14 +338,14 @@ secret_fetch(uv_loop_t *loop, const struct config_secret *src,
     r->cb = cb;
     r->arg = arg;
     r->what = secret_kind_name(src->kind);
-    buf_init(&r->out, SECRET_MAX);
+    buf_init_secret(&r->out, SECRET_MAX);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->open_handles = 1;
 
     switch (src->kind) {
     case CONFIG_SECRET_FILE:
-        read_file(r, v, "password_file");
+        read_file(r, v, "password_file", true);
         break;
     case CONFIG_SECRET_CREDENTIAL: {
         const char *dir = getenv("CREDENTIALS_DIRECTORY");
@@ -299,7 +356,8 @@ secret_fetch(uv_loop_t *loop, const struct config_secret *src,
         } else {
             char *path = xasprintf("%s/%s", dir, v);
 
-            read_file(r, path, "credential");
+            /* systemd makes credentials readable by the service only */
+            read_file(r, path, "credential", false);
             free(path);
         }
         break;

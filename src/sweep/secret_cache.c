@@ -160,10 +160,14 @@ on_fetched(void *arg, int err, const char *msg, char *secret, size_t len)
             free(r);
             continue;
         }
-        if (err != 0)
+        if (err != 0) {
             r->cb(r->arg, err, msg, NULL, 0, false);
-        else
-            r->cb(r->arg, 0, NULL, xmemdup(secret, len + 1), len, false);
+        } else {
+            /* a warning about the source (a password_file others can
+             * read) is said by the first login that used it */
+            r->cb(r->arg, 0, msg, xmemdup(secret, len + 1), len, false);
+            msg = NULL;
+        }
         free(r);
     }
     util_free_secret(secret);

@@ -13,7 +13,8 @@
 
 struct session {
     struct session_env env;
-    const struct config_account *acc;
+    struct config *config;   /* a reference until logged in, then NULL */
+    const struct config_account *acc; /* in config; NULL with it */
     struct tls_ctx *tls;
     char *account, *mailbox;
     struct log_ctx log;      /* account, mailbox */
@@ -34,6 +35,15 @@ struct session {
     int pending_err;
     char *pending_msg;
 };
+
+/* Logged in: the account settings are not read again. */
+static void
+drop_settings(struct session *s)
+{
+    config_unref(s->config);
+    s->config = NULL;
+    s->acc = NULL;
+}
 
 static void
 deliver_closed(struct session *s, int err, const char *msg, bool auth)
@@ -109,6 +119,7 @@ login_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         return;
     if (r->status == IMAP_OK) {
         s->logged_in = true;
+        drop_settings(s);
         gate_release(&s->gw);
         s->ev->ready(s, s->arg);
         return;
@@ -187,6 +198,8 @@ on_secret(void *arg, int err, const char *msg, char *secret, size_t len)
         free(m);
         return;
     }
+    if (msg != NULL)
+        log_ctx_msg(&s->log, LL_WARNING, "%s", msg);
     imap_conn_login(s->conn, mechs[s->acc->auth], s->acc->user, secret, len,
                     s->acc->secret.kind == CONFIG_SECRET_TOKEN_COMMAND,
                     login_done, s);
@@ -201,6 +214,7 @@ on_ready(struct imap_conn *c, void *arg)
     if (imap_conn_state(c) == IMAP_CONN_AUTH) {
         /* PREAUTH (a tunnel) */
         s->logged_in = true;
+        drop_settings(s);
         gate_release(&s->gw);
         s->ev->ready(s, s->arg);
         return;
@@ -232,7 +246,9 @@ mode_hint(const struct session *s, const struct imap_conn *c, int err,
 {
     const struct config_account *a = s->acc;
 
-    if (imap_conn_greeted(c) || a->tunnel != NULL)
+    /* after a greeting (and so after the login, when the settings are
+     * dropped) the TLS mode was right */
+    if (a == NULL || imap_conn_greeted(c) || a->tunnel != NULL)
         return NULL;
     /* a TLS port says nothing until it hears a ClientHello */
     if (err == ERR_TIMEOUT && a->tls != CONFIG_TLS_IMPLICIT)
@@ -295,13 +311,15 @@ on_admitted(struct gate_waiter *gw, void *arg)
 }
 
 struct session *
-session_new(const struct session_env *env, const struct config_account *acc,
-            struct tls_ctx *tls, struct secret_cache *secrets,
-            const char *mailbox, const struct session_events *ev, void *arg)
+session_new(const struct session_env *env, struct config *config,
+            const struct config_account *acc, struct tls_ctx *tls,
+            struct secret_cache *secrets, const char *mailbox,
+            const struct session_events *ev, void *arg)
 {
     struct session *s = xcalloc(1, sizeof(*s));
 
     s->env = *env;
+    s->config = config_ref(config);
     s->acc = acc;
     s->tls = tls ? tls_ctx_ref(tls) : NULL;
     s->secrets = secrets ? secret_cache_ref(secrets) : NULL;
@@ -330,10 +348,15 @@ session_conn(const struct session *s)
 }
 
 void
-session_set_account(struct session *s, const struct config_account *acc)
+session_set_account(struct session *s, struct config *config,
+                    const struct config_account *acc)
 {
-    if (s != NULL)
-        s->acc = acc;
+    if (s == NULL || s->acc == NULL)
+        return; /* logged in: the settings are not read again */
+    config_ref(config);
+    config_unref(s->config);
+    s->config = config;
+    s->acc = acc;
 }
 
 void
@@ -382,6 +405,7 @@ session_free(struct session *s)
     secret_cache_cancel(s->creq);
     gate_release(&s->gw);
     imap_conn_free(c);
+    drop_settings(s);
     tls_ctx_unref(s->tls);
     secret_cache_unref(s->secrets);
     free(s->account);

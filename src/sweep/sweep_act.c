@@ -83,6 +83,8 @@ audit_set(struct sweep *s, struct sweep_rule *sr, const char *verb,
                        uidset_count(set) == 1 ? "" : "s");
         return;
     }
+    /* set is what was acted on, within the rule's found set: bounded by
+     * what the mailbox holds (sweep_bound) */
     for (size_t r = 0; r < set->n; r++) {
         for (uint64_t u = set->r[r].lo; u <= set->r[r].hi; u++) {
             struct sweep_msg *m = sweep_store_find(&s->store, (uint32_t)u);

@@ -3,6 +3,7 @@
  * and the fetched records only, never on the connection. */
 #include "sweep_private.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,16 +43,29 @@ sweep_store_find(const struct sweep_store *st, uint32_t uid)
     return bsearch(&key, st->msgs, st->n, sizeof(*st->msgs), cmp_uid);
 }
 
-/* Make sure every UID of set has a record (kept sorted). */
-void
-sweep_store_add(struct sweep_store *st, const struct uidset *set)
+/* Make sure every UID of set has a record (kept sorted). The records
+ * there and the set are both in ascending order: one walk over both finds
+ * the missing UIDs (a lookup in the records appended meanwhile, unsorted,
+ * used to miss and add a second record), bounded by limit. */
+int
+sweep_store_add(struct sweep_store *st, const struct uidset *set,
+                size_t limit)
 {
-    size_t before = st->n;
+    size_t before = st->n, k = 0;
 
+    /* first the bound, before expanding a single range */
+    if (uidset_count(set) > limit)
+        return -E2BIG;
     for (size_t i = 0; i < set->n; i++) {
         for (uint64_t u = set->r[i].lo; u <= set->r[i].hi; u++) {
-            if (before > 0 && sweep_store_find(st, (uint32_t)u) != NULL)
+            while (k < before && st->msgs[k].uid < u)
+                k++;
+            if (k < before && st->msgs[k].uid == u)
                 continue;
+            if (st->n >= limit) {
+                st->n = before; /* nothing added */
+                return -E2BIG;
+            }
             ARRAY_GROW(st->msgs, st->cap, st->n + 1);
             memset(&st->msgs[st->n], 0, sizeof(*st->msgs));
             st->msgs[st->n++].uid = (uint32_t)u;
@@ -59,6 +73,7 @@ sweep_store_add(struct sweep_store *st, const struct uidset *set)
     }
     if (st->n != before)
         qsort(st->msgs, st->n, sizeof(*st->msgs), cmp_uid);
+    return 0;
 }
 
 /* --- the rules as swept -------------------------------------------------- */
@@ -184,9 +199,11 @@ apply_duplicates(const struct sweep_store *st, const struct sweep_rule *sr,
 {
     enum rule_dup dup = rule_plan_duplicate(sr->plan);
     struct dupkey *keys = NULL;
-    size_t n = 0, cap = 0;
-    struct uidset dups;
+    size_t n = 0, cap = 0, n_dups = 0;
+    uint32_t *dups;
 
+    /* set is within the rule's found set: bounded by what the mailbox
+     * holds (sweep_bound) */
     for (size_t i = 0; i < set->n; i++) {
         for (uint64_t u = set->r[i].lo; u <= set->r[i].hi; u++) {
             struct sweep_msg *m = sweep_store_find(st, (uint32_t)u);
@@ -215,13 +232,14 @@ apply_duplicates(const struct sweep_store *st, const struct sweep_rule *sr,
         }
     }
     qsort(keys, n, sizeof(*keys), cmp_dupkey);
-    uidset_init(&dups);
+    /* in key order, not UID order: collected, then built sorted */
+    dups = xmalloc((n ? n : 1) * sizeof(*dups));
     for (size_t i = 1; i < n; i++) {
         if (memcmp(keys[i].key, keys[i - 1].key, 32) == 0)
-            uidset_add(&dups, keys[i].uid);
+            dups[n_dups++] = keys[i].uid;
     }
-    uidset_copy(set, &dups);
-    uidset_free(&dups);
+    uidset_from_array(set, dups, n_dups);
+    free(dups);
     free(keys);
 }
 
@@ -270,6 +288,7 @@ sweep_eval_rules(struct sweep_rule *rules, size_t n_rules,
             struct uidset pass;
 
             uidset_init(&pass);
+            /* cand is within found: bounded by what the mailbox holds */
             for (size_t r = 0; r < cand.n; r++) {
                 for (uint64_t u = cand.r[r].lo; u <= cand.r[r].hi; u++) {
                     struct sweep_msg *m = sweep_store_find(st, (uint32_t)u);

@@ -193,6 +193,19 @@ add_name(const char ***names, size_t *n, size_t *cap, const char *name)
     (*names)[(*n)++] = name;
 }
 
+/* Records for set, at most as many as the mailbox has held (every found
+ * set was checked against that as it arrived; together they are below
+ * the top, so they name messages that existed together). */
+static bool
+store_add(struct sweep *s, const struct uidset *set)
+{
+    if (sweep_store_add(&s->store, set, sweep_bound(s)) == 0)
+        return true;
+    sweep_violation(s, "the searches name more messages than the %u the "
+                       "mailbox has", sweep_bound(s));
+    return false;
+}
+
 void
 sweep_fetch_prep(struct sweep *s)
 {
@@ -265,17 +278,16 @@ sweep_fetch_prep(struct sweep *s)
         for (size_t k = 0; k < ARRAY_SIZE(audit_fields); k++)
             add_name(&names, &n_names, &cap_names, audit_fields[k]);
     }
-    if (!uidset_empty(&hdr_set) && !sweep_stopped(s)) {
+    if (!uidset_empty(&hdr_set) && !sweep_stopped(s) &&
+        store_add(s, &hdr_set)) {
         char *items = header_items(names, n_names, date);
 
-        sweep_store_add(&s->store, &hdr_set);
         submit_fetches(s, &hdr_set, items, false);
         free(items);
     }
-    if (!uidset_empty(&body_set) && !sweep_stopped(s)) {
-        sweep_store_add(&s->store, &body_set);
+    if (!uidset_empty(&body_set) && !sweep_stopped(s) &&
+        store_add(s, &body_set))
         submit_fetches(s, &body_set, "(UID BODY.PEEK[TEXT])", true);
-    }
     sweep_pump_searches(s);
     free(names);
     uidset_free(&hdr_set);
@@ -287,14 +299,17 @@ sweep_fetch_prep(struct sweep *s)
 void
 sweep_fetch_audit(struct sweep *s)
 {
-    struct uidset need;
+    struct uidset need, part;
 
     if (s->p.audit != CONFIG_AUDIT_MESSAGES)
         return;
     uidset_init(&need);
+    uidset_init(&part);
     for (size_t i = 0; i < s->n_rules; i++) {
         struct sweep_rule *sr = &s->rules[i];
 
+        /* final is within found: bounded by what the mailbox holds */
+        uidset_clear(&part);
         for (size_t r = 0; r < sr->final.n; r++) {
             for (uint64_t u = sr->final.r[r].lo; u <= sr->final.r[r].hi;
                  u++) {
@@ -303,17 +318,18 @@ sweep_fetch_audit(struct sweep *s)
                 m = sweep_store_find(&s->store, (uint32_t)u);
                 if (m == NULL || !m->has_headers ||
                     mime_fields_get(&m->headers, "From") == NULL)
-                    uidset_add(&need, (uint32_t)u);
+                    uidset_add(&part, (uint32_t)u); /* ascending */
             }
         }
+        uidset_union(&need, &part); /* rules in any order: merged */
     }
-    if (!uidset_empty(&need)) {
+    if (!uidset_empty(&need) && store_add(s, &need)) {
         char *items = header_items(audit_fields, ARRAY_SIZE(audit_fields),
                                    false);
 
-        sweep_store_add(&s->store, &need);
         submit_fetches(s, &need, items, false);
         free(items);
     }
+    uidset_free(&part);
     uidset_free(&need);
 }

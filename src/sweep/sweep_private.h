@@ -87,6 +87,9 @@ struct sweep {
     sweep_done_cb *cb;
     void *cb_arg;
     bool cancelled, detached;
+    /* the most messages the mailbox has held since the sweep began: no
+     * UID set the server sends can honestly be larger (sweep_bound) */
+    uint32_t exists_max;
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;
@@ -131,6 +134,21 @@ sweep_stopped(const struct sweep *s)
     return (s->cancelled && !s->reverting) || s->detached || s->err != 0;
 }
 
+/* The most messages the mailbox has held since the sweep began (the
+ * connection's EXISTS, as it rose). Every UID set from the server is
+ * checked against it as it arrives, so that every later expansion of a
+ * set UID by UID (records, evaluation, audit lines) is bounded by what the
+ * mailbox can hold. */
+uint32_t sweep_bound(struct sweep *s);
+/* The server said something the mailbox cannot hold: record
+ * ERR_PROTOCOL and end the connection (imap_conn_abort: from the loop,
+ * with the trace and this message); nothing more is acted on. */
+void sweep_violation(struct sweep *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* n UIDs from the server (what: for the message), the highest max (0:
+ * not known): true if the mailbox can hold them (n <= sweep_bound(), max
+ * below a known UIDNEXT); otherwise a violation. */
+bool sweep_uids_plausible(struct sweep *s, uint64_t n, uint32_t max,
+                          const char *what);
 /* Record the sweep's error; only the first one is kept. */
 void sweep_set_error(struct sweep *s, int err, const char *fmt, ...)
     PRINTF_LIKE(3, 4);
@@ -174,8 +192,12 @@ void sweep_store_free(struct sweep_store *st);
 /* The record of uid, or NULL. */
 struct sweep_msg *sweep_store_find(const struct sweep_store *st,
                                    uint32_t uid);
-/* Make sure every UID of set has a record (new ones zeroed, no data). */
-void sweep_store_add(struct sweep_store *st, const struct uidset *set);
+/* Make sure every UID of set has a record (new ones zeroed, no data).
+ * Returns 0, or -E2BIG (nothing added) if the store would hold more than
+ * limit records: the sweep passes the most messages the mailbox has held,
+ * so a lying server cannot make it allocate a record per UID it names. */
+int sweep_store_add(struct sweep_store *st, const struct uidset *set,
+                    size_t limit);
 
 /* The sweep's rules for the n rules of src, in order (src borrowed for the
  * array's life): plans compiled for caps at now, dry runs decided

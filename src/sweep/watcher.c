@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* watcher: lifetime and references, the dedicated connection, selecting,
+ * sweeping, idling, timers and status (shared watchers: watcher_shared.c). */
 #include "watcher_private.h"
 
 #include <stdarg.h>
@@ -14,9 +16,87 @@
 #include "tls.h"
 #include "util.h"
 
-static void start_connect(struct watcher *w);
+
+/* A command in flight on the watcher's behalf. */
+struct wcmd {
+    struct watcher *w;      /* a reference */
+    uint64_t gen;           /* w->conn_gen when it was sent */
+};
+
+static struct wcmd *
+wcmd_new(struct watcher *w)
+{
+    struct wcmd *t = xmalloc(sizeof(*t));
+
+    t->w = watcher_ref(w);
+    t->gen = w->conn_gen;
+    return t;
+}
+
+/* The watcher a reply is for, or NULL when the reply is stale: the
+ * command was cancelled or the connection lost, the owner dropped the
+ * watcher, or it no longer uses the connection the command went on. Frees
+ * t; a watcher returned carries t's reference (release it with
+ * watcher_unref when done). */
+static struct watcher *
+wcmd_take(struct wcmd *t, const struct imap_reply *r)
+{
+    struct watcher *w = t->w;
+    bool live = !w->freed && t->gen == w->conn_gen &&
+                r->status != IMAP_CANCELLED &&
+                r->status != IMAP_DISCONNECTED;
+
+    free(t);
+    if (!live) {
+        watcher_unref(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* The watcher stops using its current connection. */
+void
+watcher_conn_gone(struct watcher *w)
+{
+    w->conn = NULL;
+    w->conn_gen++;
+}
+
+static const char *const state_names[] = {
+    [WATCHER_CONNECTING] = "connecting",
+    [WATCHER_AUTHENTICATING] = "authenticating",
+    [WATCHER_SELECTING] = "selecting",
+    [WATCHER_SWEEPING] = "sweeping",
+    [WATCHER_IDLE] = "idle",
+    [WATCHER_POLLING] = "polling",
+    [WATCHER_BACKOFF] = "backoff",
+    [WATCHER_ERROR] = "error",
+    [WATCHER_STOPPED] = "stopped",
+};
+
+const char *
+watcher_state_name(enum watcher_state s)
+{
+    return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+const uint64_t watcher_sweep_bounds_us[WATCHER_SWEEP_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000, UINT64_MAX,
+};
+
+void
+watcher_sweep_hist_add(struct watcher_sweep_hist *h, uint64_t us)
+{
+    h->count++;
+    h->sum_us += us;
+    for (size_t i = 0; i < WATCHER_SWEEP_BUCKETS; i++) {
+        if (us <= watcher_sweep_bounds_us[i])
+            h->le[i]++;
+    }
+}
+
 static void start_sweep(struct watcher *w, bool full);
-static void reselect(struct watcher *w);
 static void timer_set(struct watcher *w, enum timer_kind kind, uint64_t ms);
 static void failure(struct watcher *w, int err, const char *fmt, ...)
     PRINTF_LIKE(3, 4);
@@ -30,8 +110,8 @@ watcher_changed(struct watcher *w)
         w->env->changed(w->env->arg);
 }
 
-static void
-set_state(struct watcher *w, enum watcher_state st)
+void
+watcher_set_state(struct watcher *w, enum watcher_state st)
 {
     if (w->state == st)
         return;
@@ -42,8 +122,8 @@ set_state(struct watcher *w, enum watcher_state st)
     watcher_changed(w);
 }
 
-static void
-set_error(struct watcher *w, const char *msg)
+void
+watcher_set_error(struct watcher *w, const char *msg)
 {
     free(w->last_error);
     w->last_error = msg ? xstrdup(msg) : NULL;
@@ -86,13 +166,14 @@ compute_rules(struct watcher *w)
 static void
 noop_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 {
-    struct watcher *w = arg;
+    struct watcher *w = wcmd_take(arg, r);
 
     (void)c;
-    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
+    if (w == NULL)
         return;
     if (w->sweep == NULL && w->state == WATCHER_POLLING && !w->stopping)
         timer_set(w, T_POLL, w->acc->poll_interval * 1000);
+    watcher_unref(w);
 }
 
 static void
@@ -104,7 +185,7 @@ on_timer(uv_timer_t *t)
     w->timer_kind = T_NONE;
     switch (kind) {
     case T_BACKOFF:
-        start_connect(w);
+        watcher_start_connect(w);
         break;
     case T_FULL:
         if (w->sweep != NULL || w->state != WATCHER_IDLE)
@@ -121,10 +202,13 @@ on_timer(uv_timer_t *t)
         } else {
             /* NOOP: new mail arrives as EXISTS and starts a sweep */
             struct imap_build *b = imap_conn_build(w->conn);
-            struct imap_cmd_opts o = {.done = noop_done, .arg = w};
+            struct imap_cmd_opts o = {.done = noop_done,
+                                      .arg = wcmd_new(w)};
 
             imap_build_atom(b, "NOOP");
-            imap_conn_submit(w->conn, b, &o);
+            if (imap_conn_submit(w->conn, b, &o) < 0)
+                wcmd_take(o.arg, &(struct imap_reply){
+                                     .status = IMAP_CANCELLED});
         }
         break;
     case T_STOP:
@@ -147,8 +231,8 @@ timer_set(struct watcher *w, enum timer_kind kind, uint64_t ms)
     uv_timer_start(&w->timer, on_timer, ms, 0);
 }
 
-static void
-timer_clear(struct watcher *w)
+void
+watcher_timer_clear(struct watcher *w)
 {
     w->timer_kind = T_NONE;
     uv_timer_stop(&w->timer);
@@ -156,8 +240,8 @@ timer_clear(struct watcher *w)
 
 /* --- idle ---------------------------------------------------------------- */
 
-static uint64_t
-full_due_in(const struct watcher *w)
+uint64_t
+watcher_full_due_in(const struct watcher *w)
 {
     uint64_t interval = w->acc->full_sweep_interval * 1000;
     uint64_t elapsed = now_ms(w) - w->last_full_ms;
@@ -177,10 +261,10 @@ go_idle(struct watcher *w)
         w->want_full = true;
     if (imap_conn_has_cap(w->conn, "IDLE")) {
         imap_conn_idle(w->conn, true);
-        set_state(w, WATCHER_IDLE);
-        timer_set(w, T_FULL, retry != 0 ? retry : full_due_in(w));
+        watcher_set_state(w, WATCHER_IDLE);
+        timer_set(w, T_FULL, retry != 0 ? retry : watcher_full_due_in(w));
     } else {
-        set_state(w, WATCHER_POLLING);
+        watcher_set_state(w, WATCHER_POLLING);
         timer_set(w, T_POLL, retry != 0 ? retry
                                         : w->acc->poll_interval * 1000);
     }
@@ -189,21 +273,32 @@ go_idle(struct watcher *w)
 /* --- sweeping ------------------------------------------------------------ */
 
 static void
-finish_visit(struct watcher *w, bool ok)
+add_count(struct watcher *w, const struct sweep_stat *st)
 {
-    void (*done)(struct watcher *, bool, void *) = w->visit_done;
+    const char *action = rule_action_name(st->action);
 
-    w->visiting = false;
-    w->visit_done = NULL;
-    w->conn = NULL;
-    if (!w->stopping)
-        set_state(w, WATCHER_POLLING);
-    if (done != NULL)
-        done(w, ok, w->visit_arg);
+    if (st->acted == 0)
+        return;
+    for (size_t i = 0; i < w->n_counts; i++) {
+        struct watcher_count *c = &w->counts[i];
+
+        if (strcmp(c->rule, st->rule) == 0 && strcmp(c->action, action) == 0
+            && c->dry == st->dry) {
+            c->n += st->acted;
+            return;
+        }
+    }
+    ARRAY_GROW(w->counts, w->cap_counts, w->n_counts + 1);
+    w->counts[w->n_counts].rule = xstrdup(st->rule);
+    util_strlcpy(w->counts[w->n_counts].action, action,
+                 sizeof(w->counts[w->n_counts].action));
+    w->counts[w->n_counts].dry = st->dry;
+    w->counts[w->n_counts].n = st->acted;
+    w->n_counts++;
 }
 
-static void
-report_once(struct watcher *w, bool ok)
+void
+watcher_report_once(struct watcher *w, bool ok)
 {
     if (!w->env->once || w->once_reported)
         return;
@@ -227,7 +322,7 @@ next_step(struct watcher *w)
         return;
     }
     if (w->need_reselect) {
-        reselect(w);
+        watcher_reselect(w);
         return;
     }
     if (w->want_full) {
@@ -239,7 +334,7 @@ next_step(struct watcher *w)
         return;
     }
     if (w->visiting) {
-        finish_visit(w, true);
+        watcher_finish_visit(w, true);
         return;
     }
     if (w->env->once) {
@@ -259,7 +354,7 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
     (void)s;
     w->sweep = NULL;
     for (size_t i = 0; i < r->n_stats; i++)
-        watcher_add_count(w, &r->stats[i]);
+        add_count(w, &r->stats[i]);
     w->last_sweep = (uint64_t)time(NULL);
     w->last_sweep_ms = r->duration_ms;
     if (r->err == 0) {
@@ -281,19 +376,20 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
                 refused = &r->stats[i];
         }
         if (refused != NULL) {
-            /* the sweep went through but an action failed (logged where
-             * it happened): keep it visible, and fail --once */
+            /* the sweep went through but an action failed or could not
+             * be sent (logged where it happened): keep it visible, and
+             * fail --once */
             char *msg = xasprintf("rule %s: %s", refused->rule,
                                   refused->why != NULL
                                       ? refused->why
                                       : "the server refused its action");
 
-            set_error(w, msg);
+            watcher_set_error(w, msg);
             free(msg);
             if (w->env->once)
-                report_once(w, false);
+                watcher_report_once(w, false);
         } else {
-            set_error(w, NULL);
+            watcher_set_error(w, NULL);
         }
         log_ctx_msg(&w->log, LL_DEBUG,
                     "%s sweep done in %llu ms (UIDs up to %u)",
@@ -320,16 +416,16 @@ on_sweep_done(struct sweep *s, const struct sweep_result *r, void *arg)
                         "sweep failed: %s; sweeping again in %.1fs", r->msg,
                         (double)w->retry_ms / 1000.0);
         }
-        set_error(w, r->msg);
+        watcher_set_error(w, r->msg);
         if (w->env->once)
-            report_once(w, false);
+            watcher_report_once(w, false);
     }
     watcher_changed(w);
     if (w->env->once && r->err == 0 && r->full)
-        report_once(w, true);
+        watcher_report_once(w, true);
     if (w->env->once && r->err != 0 && r->err != ERR_CANCELLED &&
         r->err != ERR_UIDVALIDITY && w->visiting) {
-        finish_visit(w, false);
+        watcher_finish_visit(w, false);
         return;
     }
     next_step(w);
@@ -358,23 +454,37 @@ start_sweep(struct watcher *w, bool full)
     p.force_dry_run = w->env->cli_dry_run;
     p.default_dry_run = w->config->daemon.dry_run;
     p.audit = w->config->daemon.audit;
-    timer_clear(w);
-    set_state(w, WATCHER_SWEEPING);
+    watcher_timer_clear(w);
+    watcher_set_state(w, WATCHER_SWEEPING);
     w->sweep = sweep_start(&p, on_sweep_done, w);
     /* NULL: the connection is closing; its `closed` event follows */
 }
 
 /* --- selecting ---------------------------------------------------------- */
 
+static void select_reply(struct watcher *w, struct imap_conn *c,
+                         const struct imap_reply *r);
+
 static void
 select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 {
-    struct watcher *w = arg;
+    struct watcher *w = wcmd_take(arg, r);
+
+    if (w == NULL)
+        return; /* an abandoned visit's, a closed session's, or gone */
+    select_reply(w, c, r);
+    watcher_unref(w);
+}
+
+static void
+select_reply(struct watcher *w, struct imap_conn *c,
+             const struct imap_reply *r)
+{
     const struct imap_mailbox_info *mb = imap_conn_mailbox(c);
     bool full;
 
-    if (r->status == IMAP_CANCELLED || r->status == IMAP_DISCONNECTED)
-        return;
+    if (w->stopping)
+        return; /* LOGOUT follows */
     if (r->status != IMAP_OK) {
         char *msg = xasprintf("cannot select \"%s\": %s %s", w->mailbox,
                               imap_status_name(r->status),
@@ -382,10 +492,10 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
 
         if (w->visiting) {
             log_ctx_msg(&w->log, LL_ERROR, "%s", msg);
-            set_error(w, msg);
+            watcher_set_error(w, msg);
             free(msg);
-            report_once(w, false);
-            finish_visit(w, false);
+            watcher_report_once(w, false);
+            watcher_finish_visit(w, false);
             return;
         }
         failure(w, ERR_CMD_NO, "%s", msg);
@@ -412,7 +522,7 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     /* full after every SELECT of a dedicated connection; the poller's
      * visits are incremental unless a full sweep is due */
     full = !w->visiting || w->visit_full || !w->swept_once ||
-           full_due_in(w) == 0;
+           watcher_full_due_in(w) == 0;
     start_sweep(w, full);
 }
 
@@ -429,15 +539,19 @@ all_dry(const struct watcher *w)
     return true;
 }
 
-static void
-reselect(struct watcher *w)
+void
+watcher_reselect(struct watcher *w)
 {
-    set_state(w, WATCHER_SELECTING);
+    struct wcmd *t = wcmd_new(w);
+
+    watcher_set_state(w, WATCHER_SELECTING);
     w->examined = all_dry(w);
     if (imap_conn_select(w->conn, w->mailbox, w->examined, select_done,
-                         w) < 0 &&
-        !w->visiting)
-        failure(w, ERR_CLOSED, "connection closed while selecting");
+                         t) < 0) {
+        wcmd_take(t, &(struct imap_reply){.status = IMAP_CANCELLED});
+        if (!w->visiting)
+            failure(w, ERR_CLOSED, "connection closed while selecting");
+    }
 }
 
 /* --- connection ------------------------------------------------------- */
@@ -446,7 +560,7 @@ static void
 on_authenticating(struct session *sn, void *arg)
 {
     (void)sn;
-    set_state(arg, WATCHER_AUTHENTICATING);
+    watcher_set_state(arg, WATCHER_AUTHENTICATING);
 }
 
 static void
@@ -455,12 +569,12 @@ on_ready(struct session *sn, void *arg)
     struct watcher *w = arg;
 
     w->conn = session_conn(sn);
-    reselect(w);
+    watcher_reselect(w);
 }
 
 /* Events of whichever connection serves this watcher. */
-static void
-handle_event(struct watcher *w, const struct imap_response *r)
+void
+watcher_handle_event(struct watcher *w, const struct imap_response *r)
 {
     if (r->has_number && r->name != NULL)
         watcher_sample_idle_change(w, r);
@@ -494,7 +608,7 @@ handle_event(struct watcher *w, const struct imap_response *r)
             if (w->sweep != NULL)
                 sweep_cancel(w->sweep);
             else if (w->state == WATCHER_IDLE || w->state == WATCHER_POLLING)
-                reselect(w);
+                watcher_reselect(w);
         }
         return;
     }
@@ -504,7 +618,7 @@ handle_event(struct watcher *w, const struct imap_response *r)
         log_ctx_msg(&w->log, LL_NOTICE,
                     "server said %s while idle: %s; selecting again",
                     r->cond == IMAP_COND_NO ? "NO" : "BAD", r->text);
-        reselect(w);
+        watcher_reselect(w);
     }
 }
 
@@ -512,7 +626,7 @@ static void
 on_untagged(struct session *sn, const struct imap_response *r, void *arg)
 {
     (void)sn;
-    handle_event(arg, r);
+    watcher_handle_event(arg, r);
 }
 
 static void
@@ -527,18 +641,18 @@ on_closed(struct session *sn, int err, const char *msg, bool auth,
         return;
     }
     w->session = NULL;
-    w->conn = NULL;
+    watcher_conn_gone(w);
     if (w->sweep != NULL) {
         sweep_detach(w->sweep);
         w->sweep = NULL;
     }
     if (w->stopping) {
-        set_state(w, WATCHER_STOPPED);
+        watcher_set_state(w, WATCHER_STOPPED);
         timer_set(w, T_STOP, 0);
         return;
     }
     if (w->logging_out && err == 0) {
-        set_state(w, WATCHER_STOPPED);
+        watcher_set_state(w, WATCHER_STOPPED);
         return;
     }
     failure(w, auth ? ERR_AUTH : err ? err : ERR_CLOSED, "%s", msg);
@@ -551,12 +665,13 @@ static const struct session_events session_events = {
     .closed = on_closed,
 };
 
-static void
-start_connect(struct watcher *w)
+void
+watcher_start_connect(struct watcher *w)
 {
-    set_state(w, WATCHER_CONNECTING);
-    w->session = session_new(&w->env->session, w->acc, w->tls, w->secrets,
-                             w->mailbox, &session_events, w);
+    watcher_conn_gone(w);
+    watcher_set_state(w, WATCHER_CONNECTING);
+    w->session = session_new(&w->env->session, w->config, w->acc, w->tls,
+                             w->secrets, w->mailbox, &session_events, w);
 }
 
 static void
@@ -580,15 +695,15 @@ failure(struct watcher *w, int err, const char *fmt, ...)
         w->session = NULL;
         session_free(sn);
     }
-    w->conn = NULL;
-    set_error(w, msg);
+    watcher_conn_gone(w);
+    watcher_set_error(w, msg);
     /* a refused login or a missing secret will not fix itself soon */
     if (err == ERR_AUTH || err == ERR_SECRET)
         w->auth_failed = true;
     if (w->env->once) {
         log_ctx_msg(&w->log, LL_ERROR, "%s", msg);
-        set_state(w, WATCHER_ERROR);
-        report_once(w, false);
+        watcher_set_state(w, WATCHER_ERROR);
+        watcher_report_once(w, false);
         free(msg);
         return;
     }
@@ -598,7 +713,7 @@ failure(struct watcher *w, int err, const char *fmt, ...)
     log_ctx_msg(&w->log, LL_WARNING, "%s; reconnecting in %.1fs", msg,
                 (double)delay / 1000.0);
     free(msg);
-    set_state(w, WATCHER_BACKOFF);
+    watcher_set_state(w, WATCHER_BACKOFF);
     timer_set(w, T_BACKOFF, delay);
 }
 
@@ -611,6 +726,7 @@ watcher_new(const struct watcher_env *env, struct config *config,
 {
     struct watcher *w = xcalloc(1, sizeof(*w));
 
+    w->refs = 1; /* the owner's */
     w->env = env;
     w->config = config_ref(config);
     w->acc = account;
@@ -633,10 +749,10 @@ void
 watcher_start(struct watcher *w)
 {
     if (w->shared) {
-        set_state(w, WATCHER_POLLING);
+        watcher_set_state(w, WATCHER_POLLING);
         return;
     }
-    start_connect(w);
+    watcher_start_connect(w);
 }
 
 void
@@ -646,7 +762,7 @@ watcher_stop(struct watcher *w, void (*cb)(struct watcher *, void *),
     w->stopping = true;
     w->stop_cb = cb;
     w->stop_arg = arg;
-    timer_clear(w);
+    watcher_timer_clear(w);
     if (w->sweep != NULL)
         sweep_cancel(w->sweep);
     if (w->session != NULL) {
@@ -656,8 +772,16 @@ watcher_stop(struct watcher *w, void (*cb)(struct watcher *, void *),
     }
     if (w->visiting)
         watcher_visit_abort(w, NULL);
-    set_state(w, WATCHER_STOPPED);
+    watcher_set_state(w, WATCHER_STOPPED);
     timer_set(w, T_STOP, 0);
+}
+
+static void
+destroy(struct watcher *w)
+{
+    free(w->account);
+    free(w->mailbox);
+    free(w);
 }
 
 static void
@@ -665,33 +789,73 @@ on_timer_closed(uv_handle_t *h)
 {
     struct watcher *w = h->data;
 
-    free(w);
+    w->timer_closed = true;
+    if (w->refs == 0)
+        destroy(w);
+}
+
+struct watcher *
+watcher_ref(struct watcher *w)
+{
+    w->refs++;
+    return w;
+}
+
+void
+watcher_unref(struct watcher *w)
+{
+    if (w == NULL)
+        return;
+    if (--w->refs == 0 && w->timer_closed)
+        destroy(w);
+}
+
+bool
+watcher_gone(const struct watcher *w)
+{
+    return w->freed || w->stopping;
 }
 
 void
 watcher_free(struct watcher *w)
 {
-    if (w == NULL)
+    if (w == NULL || w->freed)
         return;
+    w->freed = true;
+    w->visiting = false;
+    w->visit_done = NULL;
+    watcher_conn_gone(w);
     if (w->sweep != NULL)
         sweep_detach(w->sweep);
+    w->sweep = NULL;
     session_free(w->session);
+    w->session = NULL;
     session_free(w->retired);
+    w->retired = NULL;
     config_unref(w->config);
+    w->config = NULL;
+    w->acc = NULL;
     tls_ctx_unref(w->tls);
+    w->tls = NULL;
     secret_cache_unref(w->secrets);
+    w->secrets = NULL;
     sweep_memo_free(&w->memo);
     for (size_t i = 0; i < w->n_counts; i++)
         free(w->counts[i].rule);
     free(w->counts);
+    w->counts = NULL;
+    w->n_counts = 0;
     free(w->rules);
+    w->rules = NULL;
     free(w->rules_canon);
-    free(w->account);
-    free(w->mailbox);
+    w->rules_canon = NULL;
     free(w->last_error);
+    w->last_error = NULL;
     free(w->caps);
+    w->caps = NULL;
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+    watcher_unref(w); /* the owner's */
 }
 
 void
@@ -705,7 +869,7 @@ watcher_update(struct watcher *w, struct config *config,
     config_unref(w->config);
     w->config = config;
     w->acc = account;
-    session_set_account(w->session, account);
+    session_set_account(w->session, config, account);
     w->rules_canon = NULL;
     compute_rules(w);
     rules_changed = strcmp(old, w->rules_canon) != 0;
@@ -728,7 +892,7 @@ watcher_update(struct watcher *w, struct config *config,
     } else if ((w->state == WATCHER_IDLE || w->state == WATCHER_POLLING) &&
                w->conn != NULL && !w->shared) {
         if (mode_changed)
-            reselect(w);        /* a full sweep follows the SELECT */
+            watcher_reselect(w); /* a full sweep follows the SELECT */
         else
             start_sweep(w, true);
     } else {
@@ -749,90 +913,50 @@ watcher_sweep_now(struct watcher *w)
         w->want_full = true;
 }
 
-void
-watcher_visit(struct watcher *w, struct imap_conn *conn, bool force_full,
-              void (*done)(struct watcher *, bool, void *), void *arg)
+const char *
+watcher_mailbox(const struct watcher *w)
 {
-    w->conn = conn;
-    w->visiting = true;
-    w->visit_full = force_full || w->want_full;
-    w->want_full = false;
-    w->visit_done = done;
-    w->visit_arg = arg;
-    reselect(w);
+    return w->mailbox;
 }
 
 void
-watcher_conn_event(struct watcher *w, const struct imap_response *r)
+watcher_status(const struct watcher *w, struct watcher_status *st)
 {
-    handle_event(w, r);
+    memset(st, 0, sizeof(*st));
+    st->account = w->account;
+    st->mailbox = w->mailbox;
+    st->state = w->state;
+    st->state_since = w->state_since;
+    st->shared = w->shared;
+    st->capabilities = w->caps ? w->caps : "";
+    st->uidvalidity = w->uidvalidity;
+    st->messages = w->exists;
+    st->uid_swept = w->uid_swept;
+    st->counts = w->counts;
+    st->n_counts = w->n_counts;
+    st->last_sweep = w->last_sweep;
+    st->last_sweep_ms = w->last_sweep_ms;
+    st->reconnects = w->reconnects;
+    st->last_error = w->last_error;
+    st->notes = (const char *const *)w->memo.notes;
+    st->n_notes = w->memo.n_notes;
 }
 
-void
-watcher_visit_abort(struct watcher *w, const char *error)
+uint64_t
+watcher_total_actions(const struct watcher *w)
 {
-    if (w->sweep != NULL) {
-        sweep_detach(w->sweep);
-        w->sweep = NULL;
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < w->n_counts; i++) {
+        if (!w->counts[i].dry)
+            n += w->counts[i].n;
     }
-    w->visiting = false;
-    w->visit_done = NULL;
-    w->conn = NULL;
-    if (error != NULL)
-        set_error(w, error);
-    if (w->env->once) {
-        set_state(w, WATCHER_ERROR);
-        report_once(w, false);
-    } else if (!w->stopping) {
-        set_state(w, WATCHER_POLLING);
-    }
+    return n;
 }
 
 bool
-watcher_status_changed(struct watcher *w, uint32_t uidnext,
-                       uint32_t uidvalidity, uint32_t messages)
+watcher_is_watching(const struct watcher *w)
 {
-    w->exists = messages;
-    if (!w->swept_once || uidvalidity != w->uidvalidity || w->want_full ||
-        full_due_in(w) == 0)
-        return true;
-    return uidnext > 0 && uidnext - 1 > w->uid_swept;
-}
-
-void
-watcher_set_shared_state(struct watcher *w, enum watcher_state st,
-                         const char *error)
-{
-    if (error != NULL)
-        set_error(w, error);
-    set_state(w, st);
-    if (st == WATCHER_ERROR)
-        report_once(w, false);
-}
-
-void
-watcher_set_shared(struct watcher *w, bool shared)
-{
-    if (w->shared == shared)
-        return;
-    w->shared = shared;
-    timer_clear(w);
-    if (shared) {
-        /* give the connection back; the poller takes over */
-        if (w->sweep != NULL) {
-            sweep_detach(w->sweep);
-            w->sweep = NULL;
-        }
-        if (w->session != NULL) {
-            session_free(w->retired);
-            w->retired = w->session;
-            w->session = NULL;
-            w->conn = NULL;
-            session_logout(w->retired);
-        }
-        w->want_full = true;
-        set_state(w, WATCHER_POLLING);
-    } else {
-        start_connect(w);
-    }
+    return w->state == WATCHER_IDLE || w->state == WATCHER_POLLING ||
+           w->state == WATCHER_SWEEPING;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* watcher internals shared by its files:
- * - watcher.c: the state machine (connect, select, sweep, idle, poll,
- *   failures and backoff) and the public calls that drive it;
- * - watcher_report.c: what it reports (state names, counts, status, the
- *   sweep-duration histogram) and the note that the server's IDLE polls.
+ *  watcher.c         lifetime and references, the dedicated connection,
+ *                    selecting, sweeping, idling, timers, status;
+ *  watcher_shared.c  shared watchers: the poller's visits, the switch
+ *                    between shared and dedicated;
+ *  watcher_idle.c    the note that the server's IDLE only polls.
  * Not part of the contract (include/watcher.h). */
 #ifndef IMAPSWEEP_WATCHER_PRIVATE_H
 #define IMAPSWEEP_WATCHER_PRIVATE_H
@@ -14,12 +15,23 @@
 
 #include "idle_beat.h"
 #include "log.h"
-#include "sweep.h"
 #include "watcher.h"
 
 enum timer_kind { T_NONE, T_BACKOFF, T_FULL, T_POLL, T_STOP };
 
 struct watcher {
+    /* The owner's reference and one per holder that may outlive a reload:
+     * each command in flight for the watcher (struct wcmd) and each
+     * place the poller keeps it. watcher_free() tears everything down and
+     * marks it freed; the memory goes with the last reference, once the
+     * timer has closed. */
+    unsigned refs;
+    bool freed;
+    bool timer_closed;
+    /* Bumped whenever the watcher stops using a connection (a visit ends
+     * or is abandoned, its session goes, it becomes shared or dedicated):
+     * a reply to a command sent under an older value is stale. */
+    uint64_t conn_gen;
     const struct watcher_env *env;
     struct config *config;
     const struct config_account *acc;
@@ -69,12 +81,30 @@ struct watcher {
     bool once_reported;
 };
 
-/* watcher.c: ask the owner to publish the status again. */
+/* The watcher stops using its current connection: a reply to a command
+ * sent before is stale from now on. */
+void watcher_conn_gone(struct watcher *w);
+void watcher_set_state(struct watcher *w, enum watcher_state st);
+/* last_error (copied; NULL clears it). */
+void watcher_set_error(struct watcher *w, const char *msg);
+/* --once: report this watcher finished (once). */
+void watcher_report_once(struct watcher *w, bool ok);
+/* SELECT the mailbox on w->conn (a sweep follows). */
+void watcher_reselect(struct watcher *w);
+/* Milliseconds until a full sweep is due (0: now). */
+uint64_t watcher_full_due_in(const struct watcher *w);
+/* Untagged data of the connection that serves w (EXISTS, EXPUNGE,
+ * UIDVALIDITY, NO/BAD while idle). */
+void watcher_handle_event(struct watcher *w, const struct imap_response *r);
+void watcher_timer_clear(struct watcher *w);
+/* Open a dedicated connection (through the gate). */
+void watcher_start_connect(struct watcher *w);
+/* A visit of the poller ends: the connection goes back, done(ok) runs. */
+void watcher_finish_visit(struct watcher *w, bool ok);
+/* Ask the owner to publish the status again. */
 void watcher_changed(struct watcher *w);
 
-/* watcher_report.c */
-/* Add a finished sweep's counts for one rule to the status. */
-void watcher_add_count(struct watcher *w, const struct sweep_stat *st);
+/* watcher_idle.c */
 /* An untagged response on the watcher's own connection: if the server
  * announced it while idling, its time feeds idle_beat (one per IDLE), and
  * a polling IDLE is noted once, naming idle_refresh. */

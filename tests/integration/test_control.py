@@ -85,6 +85,7 @@ class ControlSocketTest(unittest.TestCase):
             os.chmod(cls.work, 0o755)
             for i in (1, 2, 3):
                 (cls.work / f"pass{i}").write_text(cls.dc.user(i).password + "\n")
+                (cls.work / f"pass{i}").chmod(0o600)  # others reading it would be warned about
             cls.sock = str(cls.work / "main.sock")
             cls.cfg = cls.work / "main.yaml"
             cls.cfg.write_text(cls.config())

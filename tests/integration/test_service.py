@@ -78,6 +78,7 @@ class ServiceCase(unittest.TestCase):
             cls.work.mkdir(mode=0o755)
             for i in range(1, cls.users + 1):
                 (cls.work / f"pass{i}").write_text(cls.dc.user(i).password + "\n")
+                (cls.work / f"pass{i}").chmod(0o600)  # others reading it would be warned about
         except BaseException:
             cls.dc.cleanup()
             raise
@@ -455,6 +456,26 @@ class SignalTest(ServiceCase):
 
     users = 3
 
+    def test_secrets_stay_out_of_core_files(self) -> None:
+        """No core file (its limit is 0) and a warning, with the mode, for a
+        password file others can read: when the file is read for a login,
+        and by --check-config (issue 12, defect 5)."""
+        pw = self.work / "pass3"
+        pw.chmod(0o644)
+        self.addCleanup(pw.chmod, 0o600)
+        cfg, sock = self.write_config("core3", [self.account("c", 3)], [CRON_RULE])
+        d = self.start(cfg)
+        wait_watching(sock, [("c", "INBOX")])
+        limits = Path(f"/proc/{d.pid}/limits").read_text()
+        self.assertRegex(limits, r"Max core file size\s+0\s+0\s", limits)
+        mode = re.escape(f"password_file {pw} is readable by group or others (mode 0644): make it mode 600, "
+                         "owned by the user imapsweepd runs as, or use password_credential")  # fmt: skip
+        d.wait_for_log(rf"c/INBOX: {mode}")
+        chk = subprocess.run([str(binary("imapsweepd")), "--check-config", "-c", str(cfg)], capture_output=True,
+                             text=True, timeout=30)  # fmt: skip
+        self.assertEqual(chk.returncode, 0, chk.stderr)
+        self.assertRegex(chk.stderr, rf"warning: {re.escape(str(cfg))}:\d+:\d+: {mode}")
+
     def stop_cleanly(self, user: int, sig: int) -> None:
         cfg, sock = self.write_config(f"sig{user}", [self.account("s", user, ("INBOX", "Archive"))], [CRON_RULE])
         d = self.start(cfg)
@@ -488,6 +509,7 @@ class SignalTest(ServiceCase):
                         "events": [{"command": "^LOGOUT", "action": "stall", "times": -1}]})  # fmt: skip
         self.addCleanup(srv.stop)
         (self.work / "fake.pass").write_text("pass\n")
+        (self.work / "fake.pass").chmod(0o600)
         acc = {"name": "f", "host": "127.0.0.1", "port": srv.port, "tls": "none", "user": "user",
                "password_file": str(self.work / "fake.pass"), "mailboxes": ["INBOX"]}  # fmt: skip
         cfg, sock = self.write_config(f"stall{srv.port}", [acc], [CRON_RULE])

@@ -339,7 +339,7 @@ static void
 test_secret_files_and_credentials(void **state)
 {
     struct buf y;
-    char *e1, *e2, *e3, *w1, *w2, *w3;
+    char *e1, *e2, *e3, *w1, *w2, *w3, *w4;
     bool root;
 
     (void)state;
@@ -347,6 +347,7 @@ test_secret_files_and_credentials(void **state)
     write_file("good.pass", "secret\n", 0600);
     write_file("empty.pass", "", 0600);
     write_file("open.pass", "secret\n", 0644);
+    write_file("group.pass", "secret\n", 0640);
     write_file("work", "secret\n", 0600);
     buf_init(&y, BUF_NOCAP);
     buf_printf(&y,
@@ -365,9 +366,11 @@ test_secret_files_and_credentials(void **state)
                "     password_credential: work}\n"
                "  - {name: g, host: h, user: u, mailboxes: INBOX,\n"
                "     password_credential: home}\n"
+               "  - {name: h, host: h, user: u, mailboxes: INBOX,\n"
+               "     password_file: %s/group.pass}\n"
                "rules:\n"
                "  - {name: r, match: {from: x}, action: delete}\n",
-               tmpdir, tmpdir, tmpdir, tmpdir);
+               tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
     e1 = xasprintf("t.yaml:5:21: password_file %s/missing.pass: No such "
                    "file or directory", tmpdir);
     e2 = xasprintf("t.yaml:7:21: password_file %s/empty.pass is empty",
@@ -377,7 +380,13 @@ test_secret_files_and_credentials(void **state)
                    "LoadCredential=home:FILE or "
                    "LoadCredentialEncrypted=home:FILE", tmpdir);
     w1 = xasprintf("t.yaml:9:21: password_file %s/open.pass is readable by "
-                   "every user (mode 0644): chmod o-r, or use "
+                   "group or others (mode 0644): make it mode 600, owned by "
+                   "the user imapsweepd runs as, or use password_credential",
+                   tmpdir);
+    /* group-readable is no better (issue 12, defect 5: as ssh does) */
+    w4 = xasprintf("t.yaml:17:21: password_file %s/group.pass is readable "
+                   "by group or others (mode 0640): make it mode 600, owned "
+                   "by the user imapsweepd runs as, or use "
                    "password_credential", tmpdir);
     w2 = xstrdup("t.yaml:11:21: password_file /home/alice/.imap-pass is "
                  "under /home, /root or /run/user, which the systemd unit "
@@ -387,8 +396,8 @@ test_secret_files_and_credentials(void **state)
      * static user "imapsweep") cannot */
     w3 = xasprintf("t.yaml:3:21: password_file %s/good.pass is readable by "
                    "root, but not by the service's user imapsweep (mode "
-                   "0600, owner uid 0): create that user and chgrp the file "
-                   "to it with mode 0640, or use password_credential",
+                   "0600, owner uid 0): create that user and give the file "
+                   "to it with mode 0600, or use password_credential",
                    tmpdir);
     root = geteuid() == 0 && getpwnam("imapsweep") == NULL;
     /* outside the unit: credentials are not looked for */
@@ -396,13 +405,13 @@ test_secret_files_and_credentials(void **state)
     check_env(buf_cstr(&y),
               LIST(e1, e2, "t.yaml:11:21: password_file "
                    "/home/alice/.imap-pass: No such file or directory"),
-              root ? LIST(w3, w1, w2) : LIST(w1, w2));
+              root ? LIST(w3, w1, w2, w4) : LIST(w1, w2, w4));
     /* inside it ($CREDENTIALS_DIRECTORY set): each must be there */
     setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
     check_env(buf_cstr(&y),
               LIST(e1, e2, "t.yaml:11:21: password_file "
                    "/home/alice/.imap-pass: No such file or directory", e3),
-              root ? LIST(w3, w1, w2) : LIST(w1, w2));
+              root ? LIST(w3, w1, w2, w4) : LIST(w1, w2, w4));
     unsetenv("CREDENTIALS_DIRECTORY");
     free(e1);
     free(e2);
@@ -410,9 +419,11 @@ test_secret_files_and_credentials(void **state)
     free(w1);
     free(w2);
     free(w3);
+    free(w4);
     buf_free(&y);
     for (const char *const *f = (const char *const[]){"good.pass",
-             "empty.pass", "open.pass", "work", NULL}; *f != NULL; f++) {
+             "empty.pass", "open.pass", "group.pass", "work", NULL};
+         *f != NULL; f++) {
         char *path = xasprintf("%s/%s", tmpdir, *f);
 
         unlink(path);

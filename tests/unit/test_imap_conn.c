@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The IMAP session against a scripted transport: what goes on the wire,
- * in which order, and what the callbacks see. A real libuv loop runs the
- * timers; the "server" is the test writing bytes into the connection. */
+/* The IMAP session against the test library's scripted server
+ * (tests/unit/lib): what goes on the wire, in which order, and what the
+ * callbacks see. A real libuv loop runs the timers; the "server" is the
+ * test writing bytes into the connection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,92 +17,15 @@
 #include "errors.h"
 #include "imap_conn.h"
 #include "log.h"
+#include "testlib.h"
 #include "util.h"
-
-/* --- the scripted transport --------------------------------------------- */
-
-struct fake {
-    struct transport base;
-    uv_loop_t *loop;
-    struct buf out;         /* everything the client wrote */
-    size_t seen;            /* how much of out the test consumed */
-    bool tls;
-    bool closed;
-    uv_timer_t close_timer;
-};
-
-static int
-f_connect(struct transport *t)
-{
-    (void)t;
-    return 0;
-}
-
-static void
-f_write(struct transport *t, const void *data, size_t len, bool secret)
-{
-    struct fake *f = (struct fake *)t;
-
-    (void)secret;
-    buf_append(&f->out, data, len);
-}
-
-static int
-f_start_tls(struct transport *t, struct tls_ctx *ctx, const char *host)
-{
-    (void)ctx;
-    (void)host;
-    ((struct fake *)t)->tls = true;
-    t->cbs->tls_ready(t, t->cb_arg);
-    return 0;
-}
-
-static void
-f_closed(uv_handle_t *h)
-{
-    struct fake *f = h->data;
-
-    f->base.cbs->closed(&f->base, f->base.cb_arg);
-}
-
-static void
-f_close(struct transport *t)
-{
-    struct fake *f = (struct fake *)t;
-
-    if (f->closed)
-        return;
-    f->closed = true;
-    uv_close((uv_handle_t *)&f->close_timer, f_closed);
-}
-
-static const char *
-f_peer(const struct transport *t)
-{
-    (void)t;
-    return "fake";
-}
-
-static const char *
-f_tls_describe(const struct transport *t)
-{
-    return ((const struct fake *)t)->tls ? "TLS (fake)" : NULL;
-}
-
-static const struct transport_ops fake_ops = {
-    .connect = f_connect,
-    .write = f_write,
-    .start_tls = f_start_tls,
-    .close = f_close,
-    .peer = f_peer,
-    .tls_describe = f_tls_describe,
-};
 
 /* --- the test's view ----------------------------------------------------- */
 
 struct world {
     uv_loop_t loop;
-    struct fake *f;         /* valid until the conn is destroyed */
+    struct fakenet *net;
+    struct fakesrv *f;      /* the server's end; outlives the transport */
     struct imap_conn *c;
     int ready;
     int closed;
@@ -183,21 +107,17 @@ world_start(struct world *w, enum imap_tls_mode tls, bool allow_plain,
     memset(w, 0, sizeof(*w));
     uv_loop_init(&w->loop);
     buf_init(&w->events, BUF_NOCAP);
-    w->f = xcalloc(1, sizeof(*w->f));
-    w->f->base.ops = &fake_ops;
-    w->f->loop = &w->loop;
-    buf_init(&w->f->out, BUF_NOCAP);
-    uv_timer_init(&w->loop, &w->f->close_timer);
-    w->f->close_timer.data = w->f;
-    w->c = imap_conn_new_with_transport(&w->f->base, &w->loop, &s, &events,
-                                        w);
-    w->f->base.cbs->connected(&w->f->base, w->f->base.cb_arg);
+    w->net = fakenet_new(&w->loop);
+    w->f = fakenet_open(w->net);
+    w->c = imap_conn_new_with_transport(fakesrv_transport(w->f), &w->loop,
+                                        &s, &events, w);
+    testlib_settle(&w->loop); /* connected */
 }
 
 static void
 run(struct world *w)
 {
-    uv_run(&w->loop, UV_RUN_NOWAIT);
+    testlib_settle(&w->loop);
 }
 
 /* Server bytes arrive (split in two reads, to exercise the parser). */
@@ -206,28 +126,22 @@ serve(struct world *w, const char *text)
 {
     size_t len = strlen(text), half = len / 2;
 
-    w->f->base.cbs->read(&w->f->base, text, half, w->f->base.cb_arg);
-    if (!w->f->closed)
-        w->f->base.cbs->read(&w->f->base, text + half, len - half,
-                             w->f->base.cb_arg);
+    fakesrv_send_bytes(w->f, text, half);
+    fakesrv_send_bytes(w->f, text + half, len - half);
 }
 
 /* What the client sent since the last call. Caller frees. */
 static char *
 sent(struct world *w)
 {
-    char *s = xstrndup(buf_cstr(&w->f->out) + w->f->seen,
-                       w->f->out.len - w->f->seen);
-
-    w->f->seen = w->f->out.len;
-    return s;
+    return fakesrv_take(w->f);
 }
 
 /* Forget what the client sent so far. */
 static void
 skip_sent(struct world *w)
 {
-    w->f->seen = w->f->out.len;
+    free(fakesrv_take(w->f));
 }
 
 static void
@@ -242,14 +156,11 @@ expect_sent(struct world *w, const char *want)
 static void
 world_end(struct world *w)
 {
-    struct fake *f = w->f;
-
     if (!w->free_on_close || w->closed == 0)
         imap_conn_free(w->c);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    assert_true(f->closed); /* its close timer closed with it */
-    buf_free(&f->out);
-    free(f);
+    assert_true(fakesrv_closed(w->f)); /* its transport closed with it */
+    fakenet_free(w->net);
     buf_free(&w->events);
     assert_int_equal(uv_loop_close(&w->loop), 0);
 }
@@ -434,7 +345,7 @@ test_starttls(void **state)
     expect_sent(&w, "A1 STARTTLS\r\n");
     assert_int_equal(w.ready, 0);
     serve(&w, "A1 OK Begin TLS negotiation now.\r\n");
-    assert_true(w.f->tls);
+    assert_true(fakesrv_tls(w.f));
     expect_sent(&w, "A2 CAPABILITY\r\n");
     serve(&w, "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nA2 OK done\r\n");
     assert_int_equal(w.ready, 1);
@@ -461,9 +372,7 @@ test_starttls(void **state)
     world_start(&w, IMAP_TLS_STARTTLS, false, 5000, 60000);
     serve(&w, "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n");
     skip_sent(&w);
-    w.f->base.cbs->read(&w.f->base,
-                        "A1 OK go\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n",
-                        44, w.f->base.cb_arg);
+    fakesrv_send(w.f, "A1 OK go\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n");
     assert_int_equal(w.closed, 1);
     assert_int_equal(w.closed_err, ERR_PROTOCOL);
     world_end(&w);
@@ -627,8 +536,7 @@ test_idle_refresh(void **state)
     serve(&w, "+ idling\r\n");
     expect_sent(&w, "A3 IDLE\r\n");
     start = uv_now(&w.loop);
-    while (w.f->out.len == w.f->seen)
-        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_true(fakesrv_wait_line(w.f, 5000));
     assert_true(uv_now(&w.loop) - start >= 45);
     expect_sent(&w, "DONE\r\n");
     serve(&w, "A3 OK done\r\n");

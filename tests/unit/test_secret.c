@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -75,6 +76,45 @@ test_file(void **state)
     r = fetch(CONFIG_SECRET_FILE, path, 1000);
     assert_int_equal(r.err, ERR_SECRET);
     assert_non_null(strstr(r.msg, "No such file"));
+}
+
+/* As ssh does for keys: a password file others can read gets a warning
+ * naming the mode, once per file and mode, when it is read. */
+static void
+test_file_mode_warning(void **state)
+{
+    char path[] = "/tmp/imapsweep-secret-XXXXXX";
+    int fd = mkstemp(path);
+    char want[512];
+    struct result r;
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hunter2\n", 8), 8);
+    close(fd);
+    assert_int_equal(chmod(path, 0644), 0);
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_int_equal(r.err, 0);
+    assert_string_equal(r.secret, "hunter2");
+    snprintf(want, sizeof(want), "password_file %s is readable by group or "
+             "others (mode 0644): make it mode 600, owned by the user "
+             "imapsweepd runs as, or use password_credential", path);
+    assert_string_equal(r.msg, want);
+    /* said once: the next connection reads it quietly */
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_string_equal(r.msg, "");
+    /* another mode is news */
+    assert_int_equal(chmod(path, 0640), 0);
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_non_null(strstr(r.msg, "(mode 0640)"));
+    /* private: nothing to say, and opened up again later it is said */
+    assert_int_equal(chmod(path, 0600), 0);
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_string_equal(r.msg, "");
+    assert_int_equal(chmod(path, 0644), 0);
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_non_null(strstr(r.msg, "(mode 0644)"));
+    unlink(path);
 }
 
 static void
@@ -176,6 +216,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file),
+        cmocka_unit_test(test_file_mode_warning),
         cmocka_unit_test(test_env_inline_credential),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_cancel),

@@ -3,6 +3,7 @@
  * compiled by the config loader, hand-made SEARCH results (found, aux,
  * lacking) and fetched records (headers, body digests). Every case asserts
  * each rule's exact final set and match count. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -340,7 +341,7 @@ store_fill(struct sweep_store *st, const struct msg_spec *msgs)
 
         uidset_init(&one);
         uidset_add(&one, ms->uid);
-        sweep_store_add(st, &one);
+        assert_int_equal(sweep_store_add(st, &one, MAX_MSGS), 0);
         uidset_free(&one);
         m = sweep_store_find(st, ms->uid);
         assert_non_null(m);
@@ -475,16 +476,37 @@ test_store(void **state)
     assert_null(sweep_store_find(&st, 1));
     uidset_init(&s);
     set_parse(&s, "7:9");
-    sweep_store_add(&st, &s);
+    assert_int_equal(sweep_store_add(&st, &s, 100), 0);
     sweep_store_find(&st, 8)->has_headers = true;
     set_parse(&s, "2,8,12");
-    sweep_store_add(&st, &s);
+    assert_int_equal(sweep_store_add(&st, &s, 100), 0);
     assert_int_equal(st.n, 5);
     for (size_t i = 1; i < st.n; i++)
         assert_true(st.msgs[i - 1].uid < st.msgs[i].uid);
     assert_true(sweep_store_find(&st, 8)->has_headers);
     assert_int_equal(sweep_store_find(&st, 12)->uid, 12);
     assert_null(sweep_store_find(&st, 10));
+    sweep_store_free(&st);
+
+    /* issue 12, defect 4: the records {5, 10} and the set 1:12 make 12
+     * records, once each (the search must not look into the unsorted
+     * tail it appends to: it made 14) */
+    set_parse(&s, "5,10");
+    assert_int_equal(sweep_store_add(&st, &s, 100), 0);
+    sweep_store_find(&st, 10)->has_md5 = true;
+    set_parse(&s, "1:12");
+    assert_int_equal(sweep_store_add(&st, &s, 100), 0);
+    assert_int_equal(st.n, 12);
+    for (size_t i = 0; i < st.n; i++)
+        assert_int_equal(st.msgs[i].uid, i + 1);
+    assert_true(sweep_store_find(&st, 10)->has_md5);
+    /* more records than the mailbox can hold: refused, nothing added */
+    set_parse(&s, "20:30");
+    assert_int_equal(sweep_store_add(&st, &s, 20), -E2BIG);
+    assert_int_equal(st.n, 12);
+    set_parse(&s, "1:100000000");
+    assert_int_equal(sweep_store_add(&st, &s, 1000), -E2BIG);
+    assert_int_equal(st.n, 12);
     uidset_free(&s);
     sweep_store_free(&st);
 }

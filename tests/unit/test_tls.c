@@ -15,19 +15,9 @@
 #include "buf.h"
 #include "errors.h"
 #include "testcert.h"
+#include "testlib.h"
 #include "tls.h"
 #include "util.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 static struct testcert ca, good, self_signed, expired, wrong_name;
 static char *ca_path;

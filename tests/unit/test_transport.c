@@ -19,20 +19,10 @@
 #include "buf.h"
 #include "errors.h"
 #include "testcert.h"
+#include "testlib.h"
 #include "tls.h"
 #include "transport.h"
 #include "util.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 #define DEADLINE_MS 20000
 
@@ -41,7 +31,6 @@ static char *ca_path;
 
 static uv_loop_t loop;
 static struct transport_pool *pool;
-static uv_timer_t deadline;
 
 /* ---- test server ------------------------------------------------------ */
 
@@ -467,25 +456,11 @@ client_free(struct client *c)
     free(c->msg);
 }
 
-static bool deadline_hit;
-
-static void
-on_deadline(uv_timer_t *timer)
-{
-    (void)timer;
-    deadline_hit = true;
-}
-
 /* Run the loop until cond(arg) holds; fail after DEADLINE_MS. */
 static void
 run_until(bool (*cond)(void *), void *arg)
 {
-    deadline_hit = false;
-    uv_timer_start(&deadline, on_deadline, DEADLINE_MS, 0);
-    while (!cond(arg) && !deadline_hit)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_timer_stop(&deadline);
-    if (deadline_hit)
+    if (!testlib_run_until(&loop, cond, arg, DEADLINE_MS))
         fail_msg("deadline: the awaited event never came");
 }
 
@@ -575,7 +550,6 @@ setup_loop(void **state)
 {
     (void)state;
     assert_int_equal(uv_loop_init(&loop), 0);
-    uv_timer_init(&loop, &deadline);
     pool = transport_pool_new(&loop);
     assert_ptr_equal(transport_pool_loop(pool), &loop);
     return 0;
@@ -586,7 +560,6 @@ teardown_loop(void **state)
 {
     (void)state;
     server_stop(&srv);
-    uv_close((uv_handle_t *)&deadline, NULL);
     transport_pool_free(pool);
     pool = NULL;
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -218,6 +218,92 @@ test_roundtrip_random(void **state)
     uidset_free(&t);
 }
 
+/* Union and parse against a bitmap, with ranges in random order,
+ * overlapping, touching, reversed: the merge paths must agree with it. */
+#define MODEL 600
+
+static void
+model_check(const struct uidset *s, const bool *model)
+{
+    uint64_t n = 0;
+
+    for (uint32_t u = 1; u < MODEL; u++) {
+        assert_int_equal(uidset_contains(s, u), model[u]);
+        n += model[u];
+    }
+    assert_int_equal(uidset_count(s), n);
+    /* normalized: sorted, disjoint, not touching */
+    for (size_t i = 0; i < s->n; i++) {
+        assert_true(s->r[i].lo <= s->r[i].hi);
+        if (i > 0)
+            assert_true((uint64_t)s->r[i - 1].hi + 1 < s->r[i].lo);
+    }
+}
+
+static void
+test_union_and_parse_any_order(void **state)
+{
+    struct uidset a, b, p;
+    bool model[MODEL];
+    struct buf text;
+
+    (void)state;
+    srand(7);
+    uidset_init(&a);
+    uidset_init(&b);
+    uidset_init(&p);
+    buf_init(&text, BUF_NOCAP);
+    for (int round = 0; round < 300; round++) {
+        memset(model, 0, sizeof(model));
+        uidset_clear(&a);
+        buf_reset(&text);
+        for (int k = rand() % 6; k > 0; k--) {
+            uint32_t lo = (uint32_t)(rand() % (MODEL - 1)) + 1;
+            uint32_t hi = lo + (uint32_t)(rand() % 20);
+
+            if (hi >= MODEL)
+                hi = MODEL - 1;
+            uidset_add_range(&a, lo, hi);
+            for (uint32_t u = lo; u <= hi; u++)
+                model[u] = true;
+        }
+        for (int k = rand() % 40; k > 0; k--) {
+            uint32_t lo = (uint32_t)(rand() % (MODEL - 1)) + 1;
+            uint32_t hi = lo + (uint32_t)(rand() % 30);
+
+            if (hi >= MODEL)
+                hi = MODEL - 1;
+            for (uint32_t u = lo; u <= hi; u++)
+                model[u] = true;
+            /* written either way round, in random order */
+            if (text.len > 0)
+                buf_append_char(&text, ',');
+            if (lo == hi)
+                buf_printf(&text, "%u", lo);
+            else if (rand() % 2)
+                buf_printf(&text, "%u:%u", hi, lo);
+            else
+                buf_printf(&text, "%u:%u", lo, hi);
+        }
+        if (text.len > 0) {
+            assert_int_equal(uidset_parse(&b, text.data, text.len), 0);
+            uidset_copy(&p, &b);
+            uidset_union(&a, &b);
+        }
+        model_check(&a, model);
+    }
+    /* descending input, as a server may list it: one pass */
+    buf_reset(&text);
+    for (uint32_t u = 150000; u >= 1; u--)
+        buf_printf(&text, u == 150000 ? "%u" : ",%u", u);
+    assert_int_equal(uidset_parse(&p, text.data, text.len), 0);
+    assert_set(&p, "1:150000");
+    buf_free(&text);
+    uidset_free(&a);
+    uidset_free(&b);
+    uidset_free(&p);
+}
+
 static void
 test_chunks(void **state)
 {
@@ -283,6 +369,7 @@ main(void)
         cmocka_unit_test(test_algebra),
         cmocka_unit_test(test_parse_roundtrip),
         cmocka_unit_test(test_roundtrip_random),
+        cmocka_unit_test(test_union_and_parse_any_order),
         cmocka_unit_test(test_chunks),
     };
 

@@ -1,30 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Test-only certificates made with the OpenSSL API: a CA, leaf
- * certificates signed by it or by themselves, and server SSL_CTXs. Shared
- * by test_tls.c and test_transport.c. */
-#ifndef IMAPSWEEP_TESTCERT_H
-#define IMAPSWEEP_TESTCERT_H
+/* The certificate fixture: see testcert.h. */
+#include "testcert.h"
 
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
-#define TESTCERT_DAY (24L * 3600)
-
-struct testcert {
-    EVP_PKEY *key;
-    X509 *cert;
-};
+#include "util.h"
 
 static void
-testcert_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
     X509V3_CTX v3;
     X509_EXTENSION *ext;
@@ -40,7 +24,7 @@ testcert_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 /* A certificate for `cn` with subjectAltName `san` (NULL: none), valid
  * from now + not_before to now + not_after (seconds), signed by `issuer`
  * (NULL: self-signed). */
-static struct testcert
+struct testcert
 testcert_make(const char *cn, const char *san, const struct testcert *issuer,
               bool ca, long not_before, long not_after)
 {
@@ -66,26 +50,26 @@ testcert_make(const char *cn, const char *san, const struct testcert *issuer,
     signer_key = issuer != NULL ? issuer->key : c.key;
     X509_set_issuer_name(c.cert, X509_get_subject_name(signer_cert));
     if (ca) {
-        testcert_add_ext(c.cert, signer_cert, NID_basic_constraints,
+        add_ext(c.cert, signer_cert, NID_basic_constraints,
                          "critical,CA:TRUE");
-        testcert_add_ext(c.cert, signer_cert, NID_key_usage,
+        add_ext(c.cert, signer_cert, NID_key_usage,
                          "critical,keyCertSign,cRLSign");
     } else {
-        testcert_add_ext(c.cert, signer_cert, NID_basic_constraints,
+        add_ext(c.cert, signer_cert, NID_basic_constraints,
                          "CA:FALSE");
     }
-    testcert_add_ext(c.cert, signer_cert, NID_subject_key_identifier, "hash");
+    add_ext(c.cert, signer_cert, NID_subject_key_identifier, "hash");
     if (issuer != NULL)
-        testcert_add_ext(c.cert, signer_cert, NID_authority_key_identifier,
+        add_ext(c.cert, signer_cert, NID_authority_key_identifier,
                          "keyid:always");
     if (san != NULL)
-        testcert_add_ext(c.cert, signer_cert, NID_subject_alt_name, san);
+        add_ext(c.cert, signer_cert, NID_subject_alt_name, san);
     if (X509_sign(c.cert, signer_key, EVP_sha256()) == 0)
         abort();
     return c;
 }
 
-static void
+void
 testcert_free(struct testcert *c)
 {
     X509_free(c->cert);
@@ -96,7 +80,7 @@ testcert_free(struct testcert *c)
 
 /* Write the certificate as PEM to a new temporary file; returns its path
  * (caller unlinks and frees). */
-static char *
+char *
 testcert_write_tmp(const struct testcert *c)
 {
     const char *dir = getenv("TMPDIR");
@@ -118,7 +102,7 @@ testcert_write_tmp(const struct testcert *c)
 }
 
 /* A server SSL_CTX presenting `c`; versions 0 mean OpenSSL's defaults. */
-static SSL_CTX *
+SSL_CTX *
 testcert_server_ctx(const struct testcert *c, int min_version, int max_version)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -137,4 +121,3 @@ testcert_server_ctx(const struct testcert *c, int min_version, int max_version)
     return ctx;
 }
 
-#endif
