@@ -90,6 +90,22 @@ visit_empty(struct fakesrv *f, const char *mailbox)
     expect_cmd_reply(f, "NOOP", "OK done");
 }
 
+/* The first visit of an empty mailbox when a rule trashes: SELECT, the
+ * sweep's NOOP, and the \Trash lookup sent behind it (a plain LIST: no
+ * LIST-EXTENDED here), which finds Trash. */
+static void
+visit_empty_trash(struct fakesrv *f, const char *mailbox)
+{
+    char *t_list;
+
+    script_select(f, mailbox, 0, 5, 1);
+    expect_cmd_reply(f, "NOOP", "OK done");
+    t_list = expect_cmd(f, "LIST \"\" \"*\"");
+    fakesrv_send(f, "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n");
+    fakesrv_reply(f, t_list, "OK done");
+    free(t_list);
+}
+
 /* FETCH responses with a From header for each UID of uids, then OK. */
 static void
 answer_headers(struct fakesrv *f, const char *tag, const unsigned *uids,
@@ -247,18 +263,17 @@ test_reload_removes_mailbox_with_select_in_flight(void **state)
     end_account(&w, a);
 }
 
-/* A sweep of a shared mailbox waits for its LIST (the \Trash lookup) when
- * a reload removes the mailbox: the late LIST must not write into the
- * freed watcher, and nothing is moved. */
+/* A sweep of a shared mailbox waits for its LIST (the \Trash lookup, sent
+ * with the first sweep's searches) when a reload removes the mailbox: the
+ * late LIST must not write into the freed watcher, and nothing is moved. */
 static void
 test_reload_removes_mailbox_with_list_in_flight(void **state)
 {
     static const char *const all[] = {"INBOX", "Cron", "Other"};
-    static const unsigned uids[] = {1, 2};
     struct world w;
     struct account *a;
     struct fakesrv *f;
-    char *t_fetch, *t_search, *t_audit, *t_list;
+    char *t_fetch, *t_search, *t_list;
 
     (void)state;
     world_init(&w, DEFAULTS ACCOUNT("[INBOX, Cron, Other]", "1")
@@ -267,26 +282,23 @@ test_reload_removes_mailbox_with_list_in_flight(void **state)
     f = fakenet_conn(w.net, 0);
     script_login(f, "alice", "s3cret", CAPS);
     status_round(f, all, 3);
-    visit_empty(f, "INBOX");
+    visit_empty_trash(f, "INBOX");
     script_select(f, "Cron", 2, 5, 3);
     t_fetch = expect_cmd(f, "UID FETCH * (UID)");
     t_search = expect_cmd(f, SEARCH_CRON);
+    t_list = expect_cmd(f, "LIST \"\" \"*\"");
     fakesrv_send(f, "* 2 FETCH (UID 2)\r\n");
     fakesrv_reply(f, t_fetch, "OK done");
     fakesrv_printf(f, "* ESEARCH (TAG \"%s\") UID ALL 1:2\r\n", t_search);
     fakesrv_reply(f, t_search, "OK done");
-    t_audit = expect_cmd(f, AUDIT_FETCH("1:2"));
-    t_list = expect_cmd(f, "LIST \"\" *");
     reload(&w, a, DEFAULTS ACCOUNT("[INBOX, Other]", "1") CRON_TRASH);
-    answer_headers(f, t_audit, uids, 2, "Cron Daemon");
     fakesrv_send(f, "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n");
     fakesrv_reply(f, t_list, "OK done");
-    visit_empty(f, "Other");
+    visit_empty_trash(f, "Other");
     expect_quiet(f);
     expect_acted_within(f, "", false);
     free(t_fetch);
     free(t_search);
-    free(t_audit);
     free(t_list);
     end_account(&w, a);
 }
@@ -378,9 +390,9 @@ test_reload_while_poller_connects(void **state)
     reload(&w, a, DEFAULTS ACCOUNT("[INBOX, Cron, Other]", "1") CRON_TRASH);
     script_login(f, "alice", "s3cret", CAPS);
     status_round(f, all, 3);
-    visit_empty(f, "INBOX");
-    visit_empty(f, "Cron");
-    visit_empty(f, "Other");
+    visit_empty_trash(f, "INBOX");
+    visit_empty_trash(f, "Cron");
+    visit_empty_trash(f, "Other");
     expect_quiet(f);
     end_account(&w, a);
 }
