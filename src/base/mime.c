@@ -224,6 +224,20 @@ mime_decode_words(const char *value, size_t len)
     return buf_steal(&out);
 }
 
+/* RFC 5322 field name: one or more printable ASCII characters but the
+ * colon (a NUL, for one, would cut "Subject\0X" to "Subject") */
+static bool
+is_field_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':')
+            return false;
+    }
+    return true;
+}
+
 void
 mime_fields_parse(const char *data, size_t len, struct mime_fields *out)
 {
@@ -259,7 +273,7 @@ mime_fields_parse(const char *data, size_t len, struct mime_fields *out)
         name_len = (size_t)(colon - line.data);
         while (name_len > 0 && is_wsp(line.data[name_len - 1]))
             name_len--;
-        if (name_len == 0)
+        if (!is_field_name(line.data, name_len))
             continue;
         v = (size_t)(colon - line.data) + 1;
         while (v < line.len && is_wsp(line.data[v]))
