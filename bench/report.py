@@ -296,7 +296,8 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
           "<all> +FLAGS.SILENT (\\Deleted)`, one `UID EXPUNGE <all>`, LOGOUT (Dovecot's "
           "`imap_max_line_length` is raised to 4 MiB so one command can carry the 290 KB set). imapsweepd "
           "splits sets at about 30,000 bytes (it must work with Dovecot's default 64 KiB limit) and "
-          "pipelines the STORE chunks; its UID EXPUNGE chunks run one after another. Nearly all the time "
+          "sends the chunks of every action one after another, each once the one before is answered and "
+          "the UIDVALIDITY is unchanged. Nearly all the time "
           "is Dovecot's: the SEARCH alone parses the headers of every message (about half of the wall "
           "time at 100,000), then the flag changes and the expunge of maildir files.")  # fmt: skip
         a("")

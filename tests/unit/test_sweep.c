@@ -51,6 +51,7 @@ struct st {
     int done;
     int result_err;
     char result_msg[512];
+    size_t max_set_len;         /* UID set text per command; 0: default */
 };
 
 static void
@@ -155,6 +156,7 @@ st_sweep(struct st *t)
         .uid_lo = 1,
         .uidvalidity = 5,
         .audit = CONFIG_AUDIT_MESSAGES,
+        .max_set_len = t->max_set_len,
     };
     struct sweep *s = sweep_start(&p, on_done, t);
 
@@ -349,6 +351,52 @@ test_long_descending_search(void **state)
     st_end(&t);
 }
 
+/* The release blocker of issue 12: with the actions in several chunks, a
+ * UIDVALIDITY change reported in the reply to the first chunk must stop
+ * the rest. The chunks used to be pipelined all at once, so the later
+ * ones named UIDs of another mailbox generation. */
+static void
+test_uidvalidity_change_between_chunks(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    t.max_set_len = 1; /* one range a command: "1", "3", "5" */
+    st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1,3,5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    for (unsigned u = 1; u <= 5; u += 2) {
+        char *want = xasprintf("UID FETCH %u (UID BODY.PEEK[HEADER.FIELDS "
+                               "(From Subject Message-ID)])", u);
+
+        tag = expect_cmd(t.f, want);
+        fakesrv_reply(t.f, tag, "OK done");
+        free(tag);
+        free(want);
+    }
+    tag = expect_cmd(t.f, "UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    fakesrv_send(t.f, "* OK [UIDVALIDITY 6] the mailbox was recreated\r\n");
+    fakesrv_reply(t.f, tag, "OK");
+    free(tag);
+    testlib_settle(&t.loop);
+    /* nothing after the first chunk: no STORE 3 or 5, no EXPUNGE */
+    expect_acted_within(t.f, "1", false);
+    assert_null(strstr(fakesrv_all(t.f), "EXPUNGE"));
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_UIDVALIDITY);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -358,6 +406,7 @@ main(void)
         cmocka_unit_test(test_uid_beyond_uidnext),
         cmocka_unit_test(test_new_mail_during_sweep_is_fine),
         cmocka_unit_test(test_long_descending_search),
+        cmocka_unit_test(test_uidvalidity_change_between_chunks),
     };
 
     log_set_level(LL_ERROR);
