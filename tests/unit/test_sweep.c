@@ -397,6 +397,51 @@ test_uidvalidity_change_between_chunks(void **state)
     st_end(&t);
 }
 
+/* Sent one at a time, the chunks give a stop a new place to land: between
+ * two of them. The rest is not sent, and what the first flagged \Deleted
+ * is taken back, as for a stop between STORE and EXPUNGE. */
+static void
+test_cancel_between_chunks(void **state)
+{
+    struct st t;
+    struct sweep *s;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    t.max_set_len = 1;
+    s = st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1,3,5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    for (unsigned u = 1; u <= 5; u += 2) {
+        char *want = xasprintf("UID FETCH %u (UID BODY.PEEK[HEADER.FIELDS "
+                               "(From Subject Message-ID)])", u);
+
+        tag = expect_cmd(t.f, want);
+        fakesrv_reply(t.f, tag, "OK done");
+        free(tag);
+        free(want);
+    }
+    tag = expect_cmd(t.f, "UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    sweep_cancel(s);
+    fakesrv_reply(t.f, tag, "OK");
+    free(tag);
+    expect_cmd_reply(t.f, "UID STORE 1 -FLAGS.SILENT (\\Deleted)", "OK");
+    expect_quiet(t.f);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_CANCELLED);
+    expect_acted_within(t.f, "1", false);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -407,6 +452,7 @@ main(void)
         cmocka_unit_test(test_new_mail_during_sweep_is_fine),
         cmocka_unit_test(test_long_descending_search),
         cmocka_unit_test(test_uidvalidity_change_between_chunks),
+        cmocka_unit_test(test_cancel_between_chunks),
     };
 
     log_set_level(LL_ERROR);
