@@ -155,31 +155,6 @@ decode_word(const char *s, size_t len, struct buf *out)
     return ret == 0 ? (size_t)(end + 2 - s) : 0;
 }
 
-/* Copy in to out replacing every invalid UTF-8 sequence with U+FFFD. */
-static void
-sanitize(const char *in, size_t len, struct buf *out)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = (unsigned char)in[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
-                               : (c & 0xf0) == 0xe0 ? 3
-                               : (c & 0xf8) == 0xf0 ? 4 : 0;
-
-        if (n > 0 && n <= len - i && util_utf8_valid(in + i, n)) {
-            if (c == 0)
-                buf_append_str(out, "\xef\xbf\xbd");
-            else
-                buf_append(out, in + i, n);
-            i += n;
-        } else {
-            buf_append_str(out, "\xef\xbf\xbd");
-            i++;
-        }
-    }
-}
-
 char *
 mime_decode_words(const char *value, size_t len)
 {
@@ -219,7 +194,7 @@ mime_decode_words(const char *value, size_t len)
     }
     buf_append(&tmp, value + ws_start, ws_len);
     buf_init(&out, BUF_NOCAP);
-    sanitize(buf_cstr(&tmp), tmp.len, &out);
+    buf_append_utf8(&out, buf_cstr(&tmp), tmp.len);
     buf_free(&tmp);
     return buf_steal(&out);
 }

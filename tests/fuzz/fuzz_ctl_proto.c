@@ -4,10 +4,12 @@
  * said, and reply lines as imapsweepctl reads them. Checked: a split
  * request gives NUL-terminated words and a NULL end; UTF-8 words encode
  * to a JSON request that splits back to the same words; every reply built
- * from request words (an error naming them, a version, a `sweep` list) is
- * one line of ASCII that parses as a JSON object with "ok", and an error
- * that was UTF-8 reads back the same; any reply line parses or is
- * refused with a reason. */
+ * from the words (an error naming them, a version, a `sweep` list, a
+ * `status` of a watcher with them as its last error, notes and
+ * capabilities) is one line of ASCII that parses as a JSON object with
+ * "ok" and loses nothing: each text reads back as it was, invalid UTF-8
+ * as U+FFFD, and a watcher with an error is never healthy; any reply line
+ * parses or is refused with a reason. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,8 +18,10 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "ctl_proto.h"
 #include "util.h"
+#include "watcher.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -53,14 +57,62 @@ check_reply(char *reply)
     return res;
 }
 
+/* What a text must read back as: itself, invalid bytes as U+FFFD. */
+static bool
+reads_back(const char *got, const char *sent)
+{
+    struct buf want;
+    bool same;
+
+    if (got == NULL)
+        return false;
+    buf_init(&want, BUF_NOCAP);
+    buf_append_utf8(&want, sent, strlen(sent));
+    same = strcmp(got, buf_cstr(&want)) == 0;
+    if (util_utf8_valid(sent, strlen(sent)))
+        same = same && strcmp(got, sent) == 0;
+    buf_free(&want);
+    return same;
+}
+
 static void
 check_error_reply(const char *msg)
 {
     struct ctl_result *res = check_reply(ctl_reply_error(msg));
 
-    check(!res->ok && res->error != NULL);
-    if (util_utf8_valid(msg, strlen(msg)))
-        check(strcmp(res->error, msg) == 0);
+    check(!res->ok && reads_back(res->error, msg));
+    ctl_result_free(res);
+}
+
+/* `status` with one watcher whose texts are the words. */
+static void
+check_status_reply(char **words, int n)
+{
+    const char *const *notes = (const char *const *)words;
+    struct ctl_daemon_info info = {
+        .version = "1", .pid = 1, .config = words[n - 1],
+    };
+    struct watcher_status st = {
+        .account = words[0], .mailbox = words[n - 1],
+        .state = WATCHER_IDLE, .capabilities = words[0],
+        .last_error = words[n / 2], .notes = notes, .n_notes = (size_t)n,
+    };
+    struct ctl_reply *r = ctl_reply_status_new(&info);
+    struct ctl_result *res;
+    const struct ctl_result_watcher *w;
+
+    ctl_reply_status_add(r, &st);
+    res = check_reply(ctl_reply_finish(r));
+    check(res->ok && res->n_watchers == 1);
+    w = &res->watchers[0];
+    check(reads_back(res->config, info.config));
+    check(reads_back(w->account, st.account));
+    check(reads_back(w->mailbox, st.mailbox));
+    check(reads_back(w->last_error, st.last_error));
+    check(!ctl_watcher_healthy(w));
+    check(w->n_notes == (size_t)n);
+    for (int i = 0; i < n; i++)
+        check(reads_back(w->notes[i], words[i]));
     ctl_result_free(res);
 }
 
@@ -82,15 +134,18 @@ check_words(char **words, int n)
     free(msg);
     check_error_reply(words[n - 1]);
     res = check_reply(ctl_reply_version(words[0]));
-    check(res->ok == util_utf8_valid(words[0], strlen(words[0])));
+    check(res->ok && reads_back(res->version, words[0]));
     ctl_result_free(res);
+    check_status_reply(words, n);
     swept = ctl_reply_swept_new();
     for (int i = 0; i + 1 < n; i += 2)
         ctl_reply_swept_add(swept, words[i], words[i + 1]);
     res = check_reply(ctl_reply_finish(swept));
-    check(res->ok);
-    if (utf8)
-        check(res->n_swept == (size_t)n / 2);
+    check(res->ok && res->n_swept == (size_t)n / 2);
+    for (int i = 0; i + 1 < n; i += 2) {
+        check(reads_back(res->swept[i / 2].account, words[i]));
+        check(reads_back(res->swept[i / 2].mailbox, words[i + 1]));
+    }
     ctl_result_free(res);
     /* imapsweepctl's encoding of the same request */
     line = ctl_request_encode(words[0], (const char *const *)words + 1,

@@ -215,6 +215,58 @@ test_status_reply(void **state)
     free(line);
 }
 
+/* Text from a server (an error reply, capabilities) need not be UTF-8.
+ * It used to vanish from the reply (jansson refuses such a string), so a
+ * watcher whose last sweep failed with "NO ... \xe4" showed no last_error
+ * and status --check called it healthy; an error reply quoting such text
+ * became "cannot encode reply". Invalid bytes become U+FFFD instead. */
+static void
+test_replies_keep_text_that_is_not_utf8(void **state)
+{
+    static const char *const notes[] = {"note \xff"};
+    struct ctl_daemon_info info = {
+        .version = "1.0", .pid = 1, .config = "/etc/imapsweep\xe9.yaml",
+    };
+    struct watcher_status st = {
+        .account = "work", .mailbox = "INBOX", .state = WATCHER_IDLE,
+        .capabilities = "IMAP4rev1 X-\xfe", .notes = notes, .n_notes = 1,
+        .last_error = "SELECT failed: NO Zugriff verweigert \xe4",
+    };
+    struct ctl_reply *r;
+    struct ctl_result *res = NULL;
+    char *line, *err = NULL;
+
+    (void)state;
+    r = ctl_reply_status_new(&info);
+    ctl_reply_status_add(r, &st);
+    line = ctl_reply_finish(r);
+    assert_int_equal(ctl_result_parse(line, strlen(line), &res, &err), 0);
+    assert_int_equal(res->n_watchers, 1);
+    assert_non_null(res->watchers[0].last_error);
+    assert_string_equal(res->watchers[0].last_error,
+                        "SELECT failed: NO Zugriff verweigert \xef\xbf\xbd");
+    assert_false(ctl_watcher_healthy(&res->watchers[0]));
+    assert_int_equal(res->watchers[0].n_notes, 1);
+    assert_string_equal(res->watchers[0].notes[0], "note \xef\xbf\xbd");
+    assert_string_equal(res->config, "/etc/imapsweep\xef\xbf\xbd.yaml");
+    ctl_result_free(res);
+    free(line);
+
+    line = ctl_reply_error("no account \"\xc3\"");
+    assert_string_equal(line,
+        "{\"ok\":false,\"error\":\"no account \\\"\\uFFFD\\\"\"}");
+    free(line);
+
+    r = ctl_reply_swept_new();
+    ctl_reply_swept_add(r, "work", "Entw\xfcrfe");
+    line = ctl_reply_finish(r);
+    assert_int_equal(ctl_result_parse(line, strlen(line), &res, &err), 0);
+    assert_int_equal(res->n_swept, 1);
+    assert_string_equal(res->swept[0].mailbox, "Entw\xef\xbf\xbdrfe");
+    ctl_result_free(res);
+    free(line);
+}
+
 static void
 test_swept_reply(void **state)
 {
@@ -471,6 +523,7 @@ main(void)
         cmocka_unit_test(test_simple_replies),
         cmocka_unit_test(test_status_reply),
         cmocka_unit_test(test_swept_reply),
+        cmocka_unit_test(test_replies_keep_text_that_is_not_utf8),
         cmocka_unit_test(test_reload_failed),
         cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_explain_reply),
