@@ -675,7 +675,7 @@ ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
     size_t i;
 
     if (!json_is_object(o)) {
-        *err_r = xstrdup(jerr.text);
+        *err_r = xstrdup(o == NULL ? jerr.text : "not a JSON object");
         json_decref(o);
         return -1;
     }
