@@ -425,10 +425,14 @@ answer(struct fz *z, size_t i, bool ok)
     unsigned st = ok ? 0 : byte(&z->in), code = ok ? 0 : byte(&z->in) % 8;
     struct buf b;
 
+    /* a UIDVALIDITY only moves on: 5, then 6 */
+    if (code == 5 && z->changed)
+        code = 6;
+
     memmove(&z->pending[i], &z->pending[i + 1],
             (z->n_pending - i - 1) * sizeof(*z->pending));
     z->n_pending--;
-    if (code == 6)
+    if (code == 6 && !z->changed)
         new_generation(z, is_action(t) ? 0 : 1);
     buf_init(&b, BUF_NOCAP);
     if (strcmp(t, "UID FETCH * (UID)") == 0) {
@@ -474,9 +478,9 @@ interleave(struct fz *z)
         buf_printf(&b, "* %u EXPUNGE\r\n", v);
         break;
     case 2:
-        if (v % 2)
+        if (v % 2 && !z->changed)
             new_generation(z, 1);
-        buf_printf(&b, "* OK [UIDVALIDITY %u] x\r\n", v % 2 ? 6 : 5);
+        buf_printf(&b, "* OK [UIDVALIDITY %u] x\r\n", z->changed ? 6 : 5);
         break;
     case 3:
         buf_printf(&b, "* OK [UIDNEXT %u] x\r\n", v);
