@@ -217,11 +217,14 @@ sweep_mailbox_unchanged(struct sweep *s)
 {
     const struct imap_mailbox_info *mb = imap_conn_mailbox(s->p.conn);
 
-    if (!mb->selected || mb->uidvalidity != s->p.uidvalidity) {
+    if (!mb->selected || mb->uidvalidity != s->p.uidvalidity ||
+        mb->uidvalidity_changes != s->uidvalidity_changes) {
         sweep_set_error(s, ERR_UIDVALIDITY,
-                        "UIDVALIDITY changed from %u to %u during the sweep: "
-                        "nothing acted on, the mailbox will be swept again",
-                        s->p.uidvalidity, mb->uidvalidity);
+                        "UIDVALIDITY changed from %u to %u%s during the "
+                        "sweep: nothing acted on, the mailbox will be swept "
+                        "again", s->p.uidvalidity, mb->uidvalidity,
+                        mb->uidvalidity == s->p.uidvalidity ? " and back"
+                                                            : "");
         return false;
     }
     return true;
@@ -587,6 +590,7 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
     time_t now = time(NULL);
 
     s->p = *p;
+    s->uidvalidity_changes = imap_conn_mailbox(p->conn)->uidvalidity_changes;
     s->config = config_ref(p->config);
     s->account = xstrdup(p->account->name);
     s->mailbox = xstrdup(p->mailbox);

@@ -90,6 +90,8 @@ struct sweep {
     /* the most messages the mailbox has held since the sweep began: no
      * UID set the server sends can honestly be larger (sweep_bound) */
     uint32_t exists_max;
+    /* imap_mailbox_info.uidvalidity_changes when the sweep began */
+    uint32_t uidvalidity_changes;
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;

@@ -442,6 +442,41 @@ test_cancel_between_chunks(void **state)
     st_end(&t);
 }
 
+/* A UIDVALIDITY that changes and comes back before the actions (found by
+ * fuzz_sweep): the search that ran meanwhile ran in another mailbox
+ * generation, and the value alone, 5 again at the check, did not show it.
+ * The connection counts the changes; the sweep compares the count. */
+static void
+test_uidvalidity_change_and_back(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* OK [UIDVALIDITY 6] recreated\r\n");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK [UIDVALIDITY 5] done");
+    tag = expect_cmd(t.f, "UID FETCH 1:5 (UID BODY.PEEK[HEADER.FIELDS "
+                          "(From Subject Message-ID)])");
+    fakesrv_reply(t.f, tag, "OK done");
+    free(tag);
+    testlib_settle(&t.loop);
+    expect_acted_within(t.f, "", false);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_UIDVALIDITY);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -453,6 +488,7 @@ main(void)
         cmocka_unit_test(test_long_descending_search),
         cmocka_unit_test(test_uidvalidity_change_between_chunks),
         cmocka_unit_test(test_cancel_between_chunks),
+        cmocka_unit_test(test_uidvalidity_change_and_back),
     };
 
     log_set_level(LL_ERROR);
