@@ -171,6 +171,7 @@ struct fz {
     size_t checked;             /* client bytes checked so far */
     struct uidset found;        /* every UID a SEARCH returned */
     uint32_t lo, top;
+    uint32_t uidvalidity;       /* as the server said it last */
     bool changed;               /* a new UIDVALIDITY was reported */
     bool dry;
     bool trace;
@@ -293,15 +294,21 @@ collect(struct fz *z)
 
 /* --- replies ------------------------------------------------------------- */
 
-/* The server is about to report a new UIDVALIDITY: from now on nothing
- * may be acted on, and of the action commands in flight (their UIDs will
- * be taken in the new generation) at most max_actions may be there: the
- * one whose reply the report may concern. */
+/* The server is about to report UIDVALIDITY v. A new value, even the
+ * first one again: from now on nothing may be acted on, and of the action
+ * commands in flight (their UIDs will be taken in the new generation) at
+ * most max_actions may be there, the one whose reply the report may
+ * concern. */
 static void
-new_generation(struct fz *z, size_t max_actions)
+report_uidvalidity(struct fz *z, uint32_t v, size_t max_actions)
 {
     size_t n = 0;
 
+    if (v == z->uidvalidity)
+        return;
+    z->uidvalidity = v;
+    if (z->changed)
+        return;
     collect(z);
     for (size_t i = 0; i < z->n_pending; i++) {
         if (is_action(z->pending[i].text))
@@ -425,15 +432,11 @@ answer(struct fz *z, size_t i, bool ok)
     unsigned st = ok ? 0 : byte(&z->in), code = ok ? 0 : byte(&z->in) % 8;
     struct buf b;
 
-    /* a UIDVALIDITY only moves on: 5, then 6 */
-    if (code == 5 && z->changed)
-        code = 6;
-
     memmove(&z->pending[i], &z->pending[i + 1],
             (z->n_pending - i - 1) * sizeof(*z->pending));
     z->n_pending--;
-    if (code == 6 && !z->changed)
-        new_generation(z, is_action(t) ? 0 : 1);
+    if (code == 5 || code == 6)
+        report_uidvalidity(z, code, is_action(t) ? 0 : 1);
     buf_init(&b, BUF_NOCAP);
     if (strcmp(t, "UID FETCH * (UID)") == 0) {
         unsigned n = ok ? 1 : byte(&z->in) % 3;
@@ -478,9 +481,8 @@ interleave(struct fz *z)
         buf_printf(&b, "* %u EXPUNGE\r\n", v);
         break;
     case 2:
-        if (v % 2 && !z->changed)
-            new_generation(z, 1);
-        buf_printf(&b, "* OK [UIDVALIDITY %u] x\r\n", z->changed ? 6 : 5);
+        report_uidvalidity(z, v % 2 ? 6 : 5, 1);
+        buf_printf(&b, "* OK [UIDVALIDITY %u] x\r\n", v % 2 ? 6 : 5);
         break;
     case 3:
         buf_printf(&b, "* OK [UIDNEXT %u] x\r\n", v);
@@ -629,6 +631,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.memo = &memo;
         p.uid_lo = flags & 1 ? 1 + byte(&z.in) % 32 : 1;
         p.uidvalidity = 5;
+        z.uidvalidity = 5;
         p.force_dry_run = (flags & 6) == 6;
         p.evaluate_only = (flags & 6) == 4;
         p.audit = flags & 8 ? CONFIG_AUDIT_MESSAGES : CONFIG_AUDIT_COUNTS;
