@@ -98,7 +98,8 @@ sweep_bound(struct sweep *s)
 
     if (exists > s->exists_max)
         s->exists_max = exists;
-    return s->exists_max;
+    return s->exists_max < SWEEP_MAX_MESSAGES ? s->exists_max
+                                              : SWEEP_MAX_MESSAGES;
 }
 
 void
@@ -124,6 +125,12 @@ sweep_uids_plausible(struct sweep *s, uint64_t n, uint32_t max,
     uint32_t bound = sweep_bound(s);
     uint32_t uidnext = imap_conn_mailbox(s->p.conn)->uidnext;
 
+    if (n > bound && bound == SWEEP_MAX_MESSAGES) {
+        sweep_violation(s, "%s holds %llu UIDs, more than the %u messages "
+                           "a sweep handles in one mailbox", what,
+                        (unsigned long long)n, bound);
+        return false;
+    }
     if (n > bound) {
         sweep_violation(s, "%s holds %llu UIDs, more than the %u message%s "
                            "the mailbox has", what, (unsigned long long)n,

@@ -477,6 +477,36 @@ test_uidvalidity_change_and_back(void **state)
     st_end(&t);
 }
 
+/* A liar whose claims agree: 4294967295 messages, the top UID 4294967295,
+ * every search ALL 1:4294967295 (found by fuzz_sweep, an EXISTS of
+ * 4294967295 sent mid-sweep: the bound of every per-UID expansion was the
+ * EXISTS, so it allocated 3 GB). A sweep handles at most
+ * SWEEP_MAX_MESSAGES in one mailbox, whatever the EXISTS says. */
+static void
+test_exists_beyond_what_a_sweep_handles(void **state)
+{
+    struct st t;
+    char *t_top, *t_search;
+
+    (void)state;
+    st_start(&t, RULES_REGEX, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 3, 0);
+    st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 4294967295 EXISTS\r\n");
+    fakesrv_send(t.f, "* 4294967295 FETCH (UID 4294967295)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:4294967295\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    expect_violation(&t, "more than the 1000000 messages a sweep handles");
+    expect_quiet(t.f);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -489,6 +519,7 @@ main(void)
         cmocka_unit_test(test_uidvalidity_change_between_chunks),
         cmocka_unit_test(test_cancel_between_chunks),
         cmocka_unit_test(test_uidvalidity_change_and_back),
+        cmocka_unit_test(test_exists_beyond_what_a_sweep_handles),
     };
 
     log_set_level(LL_ERROR);
