@@ -26,6 +26,20 @@ import socket
 ITEMS = ("one", "pipelined", "top", "esearch", "store", "expunge")
 
 
+DESCRIBE = {
+    "one": "none: the lower bound's commands, sent by the Python client",
+    "pipelined": "`UID STORE` and `UID EXPUNGE` sent together",
+    "top": "`UID FETCH * (UID)` sent with the search",
+    "esearch": "`UID SEARCH RETURN (ALL) UID 1:* FROM …`",
+    "store": "`UID STORE` in chunks of ≤ {} bytes of set, sent together",
+    "expunge": "`UID EXPUNGE` in chunks of ≤ {} bytes, each after the previous reply",
+}
+
+
+def describe(name: str) -> str:
+    return "; ".join(DESCRIBE[k].format(f"{v:,}") for k, v in parse(name).items())
+
+
 def parse(name: str) -> dict[str, int | bool]:
     """'top+store=30000' -> {'top': True, 'store': 30000}; ValueError if unknown."""
     out: dict[str, int | bool] = {}
