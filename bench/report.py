@@ -215,6 +215,40 @@ def update_hostile(res: dict[str, Any], out: Path, log: Callable[[str], None]) -
     log(f"updated the hostile section of {out}")
 
 
+#: Section 6 comes from bench/purge_cost.py, not from make bench: a full
+#: report carries it over from the file it replaces.
+PURGE_COST_BEGIN = "<!-- section: purge cost (python3 bench/purge_cost.py --docs refreshes it; make bench keeps it) -->"
+PURGE_COST_END = "<!-- end of section: purge cost -->"
+
+
+def kept_block(out: Path, begin: str, end: str) -> list[str]:
+    """The lines of a marked block of an existing report (markers included), or none."""
+    try:
+        text = out.read_text()
+    except OSError:
+        return []
+    if begin not in text or end not in text:
+        return []
+    body = text.split(begin, 1)[1].split(end, 1)[0]
+    return [begin + body + end, ""]
+
+
+def update_block(out: Path, begin: str, end: str, block: str, log: Callable[[str], None]) -> None:
+    """Replace a marked block of an existing report, or add it before the
+    Dovecot section."""
+    text = out.read_text()
+    block = block.rstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        at = text.index("## Dovecot for the benchmarks")
+        text = text[:at] + block + "\n\n" + text[at:]
+    out.write_text(text)
+    log(f"updated {out}")
+
+
 def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
     png = out.parent / "reaction.png"
     have_plot = plot(res, png, log)
@@ -410,6 +444,7 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
         a("")
 
     L.extend(hostile_lines(res))
+    L.extend(kept_block(out, PURGE_COST_BEGIN, PURGE_COST_END))
     a("## Dovecot for the benchmarks")
     a("")
     a("`tests/integration/harness/dovecot.py` (the integration tests' throwaway Dovecot: loopback, passwd-file "
@@ -429,6 +464,7 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
     a("make bench-hostile      # the hostile-server cases alone, printed (bench/hostile)")
     a("python3 bench/run.py --quick --only hostile   # and refresh section 5 of this file")
     a("python3 bench/run.py --quick --only purge,reaction,scale,regex,hostile   # sections; --no-docs: raw results only")
+    a("python3 bench/purge_cost.py --docs   # the purge cost alone, and refresh section 6 of this file")
     a("```")
     a("")
     a("Raw results: `build/bench/results-quick.json` / `results-full.json`. What each contender runs "
