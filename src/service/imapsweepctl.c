@@ -169,7 +169,7 @@ cell(const char *s, size_t w)
 }
 
 struct row {
-    char *col[7];
+    char *col[8];
 };
 
 static void
