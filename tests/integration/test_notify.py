@@ -57,8 +57,16 @@ class NotifyTest(DovecotCase):
         cfg.rule("cron", CRON, "delete")
         d = self.daemon(cfg)
         d.__enter__()
-        d.wait_ready()
+        self.wait_armed(d)
         return d
+
+    @staticmethod
+    def wait_armed(d) -> None:  # type: ignore[no-untyped-def]
+        """Every mailbox swept once, and those on the event connection armed
+        (watched_by turns notify when NOTIFY SET is answered OK)."""
+        d.wait_ready()
+        wait_for(lambda: all(w["last_sweep"] is not None and (w["watched_by"] != "poll") for w in d.watchers()),
+                 10, what="NOTIFY armed, every mailbox swept once")  # fmt: skip
 
     def _account(self, user: int, mailboxes: list) -> dict:
         from harness.sweepd import dovecot_account
@@ -99,7 +107,7 @@ class NotifyTest(DovecotCase):
         cfg.rule("keep", {"subject": "archive me"}, {"move": "Target"})
         d = self.daemon(cfg)
         d.__enter__()
-        d.wait_ready()
+        self.wait_armed(d)
         name = self.dc.user(u).name
         self.dc.doveadm("mailbox", "rename", "-u", name, "Lists", "Lists2")
         w = d.wait_watcher("a", "Lists", lambda w: w["state"] == "stopped", what="stopped after the rename")
@@ -143,21 +151,34 @@ class NotifyTest(DovecotCase):
         u = self.take_user()
         boxes = [f"Box{i}" for i in range(6)]
         self.create(u, "Big", *boxes)
-        d = self.start(u, ["INBOX", {"name": "Big", "idle": False}]
-                       + [{"name": b, "idle": False} for b in boxes])  # fmt: skip
-        # a sweep of Big that takes a while: 1,500 cron messages
+        # Big's first sweep takes a while: 1,000 cron messages of 48 KiB whose
+        # bodies a first rule digests (it matches none of them: the second
+        # rule deletes them)
         im = imaplib.IMAP4("127.0.0.1", self.dc.port("imap"))
         im.login(self.dc.user(u).name, self.dc.user(u).password)
-        for i in range(1500):
-            im.append("Big", None, None, cron_mail(1000 + i))
+        for i in range(1000):
+            im.append("Big", None, None, cron_mail(1000 + i, body_size=49152))
         im.logout()
-        d.wait_watcher("a", "Big", lambda w: w["state"] == "sweeping", timeout=10, what="sweeping Big")
+        cfg = self.config()
+        cfg.account("a", self._account(u, ["INBOX", {"name": "Big", "idle": False}]
+                                       + [{"name": b, "idle": False} for b in boxes]))  # fmt: skip
+        cfg.rule("slow", {"from": "Cron Daemon", "body_sha256": "0" * 64}, "delete", mailboxes=["Big"])
+        cfg.rule("cron", CRON, "delete")
+        im = imaplib.IMAP4("127.0.0.1", self.dc.port("imap"))
+        im.login(self.dc.user(u).name, self.dc.user(u).password)
+        self.addCleanup(im.logout)
+        d = self.daemon(cfg)
+        d.__enter__()
+        # the event connection sweeps one mailbox at a time: while it is
+        # busy with Big, mail arrives in the others
+        d.wait_watcher("a", "Big", lambda w: w["state"] == "sweeping", timeout=20, what="sweeping Big")
         n = 100
         for rnd in range(3):
             for b in boxes:
                 n += 1
-                self.deliver(u, b, cron_mail(n))
-                self.deliver(u, b, ordinary_mail(n))
+                im.append(b, None, None, cron_mail(n))
+                im.append(b, None, None, ordinary_mail(n))
+        self.assertEqual(d.watcher("a", "Big")["state"], "sweeping", "Big's sweep still running")
         wait_for(lambda: self.count(u, "Big") == 0, 30, what="Big swept")
         for b in boxes:
             wait_for(lambda b=b: self.count(u, b) == 3, 10, what=f"{b}: the cron mail swept")
