@@ -354,6 +354,7 @@ account_update(struct account *a, struct config *config,
                const struct config_account *acc)
 {
     size_t kept = 0;
+    bool added = false;
 
     config_ref(config);
     /* secrets are read again after a reload (the next login) */
@@ -398,6 +399,7 @@ account_update(struct account *a, struct config *config,
             log_ctx_msg(&a->log, LL_INFO,
                         "%s: now watched", acc->mailboxes[k]);
             watcher_start(w);
+            added = true;
         }
     }
     /* keep the configured order so the budget split is stable */
@@ -414,6 +416,11 @@ account_update(struct account *a, struct config *config,
         }
     }
     apply_budget(a);
+    /* a new mailbox left to the shared connection is swept soon (with
+     * NOTIFY: the connection arms again; its STATUS lines bring the
+     * visit), not a poll_interval or an idle_refresh later */
+    if (added && a->poller != NULL && has_shared(a))
+        poller_sweep_soon(a->poller);
 }
 
 static void

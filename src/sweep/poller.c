@@ -429,6 +429,10 @@ poller_forget(struct poller *p, struct watcher *w)
 void
 poller_sweep_soon(struct poller *p)
 {
+    if (p->refused) {
+        poller_notify_show_refusal(p); /* for mailboxes new to it */
+        return;
+    }
     if (p->notify) {
         /* NOTIFY SET again: its STATUS lines show what is due */
         p->rearm_due = true;

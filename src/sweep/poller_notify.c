@@ -27,6 +27,16 @@
 
 static void arm(struct poller *p);
 
+static const char refusal[] =
+    "notify: on, but the server does not offer NOTIFY (RFC 5465): the "
+    "mailboxes without a connection of their own are not watched";
+
+void
+poller_notify_show_refusal(struct poller *p)
+{
+    poller_set_shared_states(p, WATCHER_ERROR, refusal);
+}
+
 static void
 violation(struct poller *p, const char *what)
 {
@@ -163,14 +173,10 @@ poller_notify_ready(struct poller *p)
         return false;
     }
     if (!has) {
-        static const char msg[] =
-            "notify: on, but the server does not offer NOTIFY (RFC 5465): "
-            "the mailboxes without a connection of their own are not "
-            "watched";
-
-        log_ctx_msg(p->log, LL_ERROR, "%s", msg);
+        log_ctx_msg(p->log, LL_ERROR, "%s", refusal);
         p->st = PS_REFUSED;
-        poller_set_shared_states(p, WATCHER_ERROR, msg);
+        p->refused = true;
+        poller_notify_show_refusal(p);
         session_logout(p->session);
         return true;
     }

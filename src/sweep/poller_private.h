@@ -55,6 +55,7 @@ struct poller {
     /* NOTIFY */
     bool notify;                 /* this connection is an event connection */
     bool notify_failed;          /* NOTIFY SET was refused: poll from now */
+    bool refused;                /* notify: on, and the server has none */
     bool rearm_due;              /* idle_refresh passed while busy */
     struct watcher **visited;    /* since the last check (STATUS after) */
     size_t n_visited, cap_visited;
@@ -94,6 +95,8 @@ bool poller_notify_untagged(struct poller *p, const struct imap_response *r);
 void poller_notify_drained(struct poller *p);
 /* The idle_refresh timer of an event connection. */
 void poller_notify_timer(struct poller *p);
+/* notify: on without NOTIFY: show why on every shared watcher. */
+void poller_notify_show_refusal(struct poller *p);
 /* Forget the visited list (the connection closed, the poller stops). */
 void poller_notify_reset(struct poller *p);
 

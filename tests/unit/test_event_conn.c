@@ -444,6 +444,40 @@ test_reload_while_arming(void **state)
     end(&w, a);
 }
 
+/* A reload adds a mailbox left to the event connection: it arms again at
+ * once, and the new mailbox's STATUS line brings its first sweep. */
+static void
+test_reload_adds_mailbox(void **state)
+{
+    static const char *const added[] = {"New"};
+    struct world w;
+    struct account *a;
+    struct fakesrv *inbox, *ev;
+    struct config *old;
+    char *t_set;
+
+    (void)state;
+    a = start(&w, DEFAULTS ACCOUNT("[INBOX, Cron, Other]", ", notify: on")
+                      CRON_DELETE);
+    arm_and_settle(&w, &inbox, &ev);
+    old = world_reload(&w, DEFAULTS ACCOUNT("[INBOX, Cron, Other, New]",
+                                            ", notify: on") CRON_DELETE);
+    account_update(a, w.config, world_account(&w, "acct"));
+    config_unref(old);
+    testlib_settle(&w.loop);
+    t_set = expect_arm(ev);
+    send_status(ev, "Cron", 0, 1, true);
+    send_status(ev, "Other", 0, 1, true);
+    send_status(ev, "New", 0, 1, true);
+    fakesrv_reply(ev, t_set, "OK NOTIFY completed");
+    free(t_set);
+    visit_empty(ev, "New", 1);
+    check_after(ev, added, 1, 1);
+    expect_quiet(ev);
+    expect_quiet(inbox);
+    end(&w, a);
+}
+
 int
 main(void)
 {
@@ -455,6 +489,7 @@ main(void)
         cmocka_unit_test(test_rename_and_delete),
         cmocka_unit_test(test_rearm),
         cmocka_unit_test(test_reload_while_arming),
+        cmocka_unit_test(test_reload_adds_mailbox),
     };
 
     log_set_level(LL_ERROR);
