@@ -214,7 +214,7 @@ def notify_lines(res: dict[str, Any]) -> list[str]:
     a = L.append
     modes = nt["modes"]
     any_mode = next(iter(modes.values()))
-    a("## 6. NOTIFY at scale")
+    a("## 7. NOTIFY at scale")
     a("")
     a(f"`python3 bench/run.py --quick --only notify` (bench/notify_scale.py), run {res['started'][:16]} UTC "
       f"on the machine above while other work shared its two cores (1-minute load average "
@@ -301,17 +301,7 @@ def notify_lines(res: dict[str, Any]) -> list[str]:
 
 def update_notify(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
     """Replace (or add, before the Dovecot section) the NOTIFY section."""
-    text = out.read_text()
-    block = "\n".join(notify_lines(res))
-    if NOTIFY_BEGIN in text and NOTIFY_END in text:
-        head, rest = text.split(NOTIFY_BEGIN, 1)
-        _, tail = rest.split(NOTIFY_END, 1)
-        text = head + block.rstrip("\n") + tail
-    else:
-        at = text.index("## Dovecot for the benchmarks")
-        text = text[:at] + block + "\n" + text[at:]
-    out.write_text(text)
-    log(f"updated the notify section of {out}")
+    update_block(out, NOTIFY_BEGIN, NOTIFY_END, "\n".join(notify_lines(res)), log)
 
 
 def update_hostile(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
@@ -328,6 +318,40 @@ def update_hostile(res: dict[str, Any], out: Path, log: Callable[[str], None]) -
         text = text[:at] + block + "\n" + text[at:]
     out.write_text(text)
     log(f"updated the hostile section of {out}")
+
+
+#: Section 6 comes from bench/purge_cost.py, not from make bench: a full
+#: report carries it over from the file it replaces.
+PURGE_COST_BEGIN = "<!-- section: purge cost (python3 bench/purge_cost.py --docs refreshes it; make bench keeps it) -->"
+PURGE_COST_END = "<!-- end of section: purge cost -->"
+
+
+def kept_block(out: Path, begin: str, end: str) -> list[str]:
+    """The lines of a marked block of an existing report (markers included), or none."""
+    try:
+        text = out.read_text()
+    except OSError:
+        return []
+    if begin not in text or end not in text:
+        return []
+    body = text.split(begin, 1)[1].split(end, 1)[0]
+    return [begin + body + end, ""]
+
+
+def update_block(out: Path, begin: str, end: str, block: str, log: Callable[[str], None]) -> None:
+    """Replace a marked block of an existing report, or add it before the
+    Dovecot section."""
+    text = out.read_text()
+    block = block.rstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        at = text.index("## Dovecot for the benchmarks")
+        text = text[:at] + block + "\n\n" + text[at:]
+    out.write_text(text)
+    log(f"updated {out}")
 
 
 def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
@@ -524,12 +548,9 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
         a("")
 
     L.extend(hostile_lines(res))
-    if "notify" in res:
-        L.extend(notify_lines(res))
-    elif out.exists() and NOTIFY_BEGIN in (old := out.read_text()) and NOTIFY_END in old:
-        # not part of a full run: keep the published section
-        body = old.split(NOTIFY_BEGIN, 1)[1].split(NOTIFY_END, 1)[0]
-        L.extend([NOTIFY_BEGIN + body.rstrip("\n"), "", NOTIFY_END, ""])
+    L.extend(kept_block(out, PURGE_COST_BEGIN, PURGE_COST_END))
+    # not part of a full run: kept as published unless this run made it
+    L.extend(notify_lines(res) if "notify" in res else kept_block(out, NOTIFY_BEGIN, NOTIFY_END))
     a("## Dovecot for the benchmarks")
     a("")
     a("`tests/integration/harness/dovecot.py` (the integration tests' throwaway Dovecot: loopback, passwd-file "
@@ -548,8 +569,9 @@ def write(res: dict[str, Any], out: Path, log: Callable[[str], None]) -> None:
     a("make bench              # make all tools; python3 bench/run.py --full")
     a("make bench-hostile      # the hostile-server cases alone, printed (bench/hostile)")
     a("python3 bench/run.py --quick --only hostile   # and refresh section 5 of this file")
-    a("python3 bench/run.py --quick --only notify    # NOTIFY at scale: refreshes section 6 (not in make bench)")
+    a("python3 bench/run.py --quick --only notify    # NOTIFY at scale: refreshes section 7 (not in make bench)")
     a("python3 bench/run.py --quick --only purge,reaction,scale,regex,hostile   # sections; --no-docs: raw results only")
+    a("python3 bench/purge_cost.py --docs   # the purge cost alone, and refresh section 6 of this file")
     a("```")
     a("")
     a("Raw results: `build/bench/results-quick.json` / `results-full.json`. What each contender runs "

@@ -6,7 +6,8 @@
  * end the connection with a clear message, act on nothing, and never
  * allocate per UID it names (under ASan such an allocation fails the
  * test). Honest servers with new mail arriving mid-sweep, and long
- * results in descending order, still sweep normally. */
+ * results in descending order, still sweep normally; and the commands of a
+ * purge by server-side matching alone are pinned (issue 16). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,7 +143,7 @@ on_done(struct sweep *s, const struct sweep_result *r, void *arg)
 }
 
 static struct sweep *
-st_sweep(struct st *t)
+st_sweep_with(struct st *t, enum config_audit audit, size_t max_set_len)
 {
     struct sweep_params p = {
         .conn = t->c,
@@ -154,12 +155,19 @@ st_sweep(struct st *t)
         .memo = &t->memo,
         .uid_lo = 1,
         .uidvalidity = 5,
-        .audit = CONFIG_AUDIT_MESSAGES,
+        .audit = audit,
+        .max_set_len = max_set_len,
     };
     struct sweep *s = sweep_start(&p, on_done, t);
 
     assert_non_null(s);
     return s;
+}
+
+static struct sweep *
+st_sweep(struct st *t)
+{
+    return st_sweep_with(t, CONFIG_AUDIT_MESSAGES, 0);
 }
 
 static bool
@@ -349,6 +357,50 @@ test_long_descending_search(void **state)
     st_end(&t);
 }
 
+/* The purge of issue 16, pinned: a delete rule matched by the server
+ * alone, audit counts. The top and one search go out together; no FETCH
+ * of anything else; the STOREs (chunked by set length) go out together,
+ * then the UID EXPUNGEs, each after the previous reply, over the same
+ * chunks. What the server costs is measured by bench/purge_cost.py. */
+static void
+test_server_side_delete_sequence(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *t_s1, *t_s2, *t_e1;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 12, 13);
+    st_sweep_with(&t, CONFIG_AUDIT_COUNTS, 8);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 12 FETCH (UID 12)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:3,5,7,9,11\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    t_s1 = expect_cmd(t.f, "UID STORE 1:3,5,7 +FLAGS.SILENT (\\Deleted)");
+    t_s2 = expect_cmd(t.f, "UID STORE 9,11 +FLAGS.SILENT (\\Deleted)");
+    expect_quiet(t.f);
+    fakesrv_reply(t.f, t_s1, "OK done");
+    fakesrv_reply(t.f, t_s2, "OK done");
+    t_e1 = expect_cmd(t.f, "UID EXPUNGE 1:3,5,7");
+    expect_quiet(t.f);
+    fakesrv_reply(t.f, t_e1, "OK done");
+    expect_cmd_reply(t.f, "UID EXPUNGE 9,11", "OK done");
+    expect_quiet(t.f);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, 0);
+    assert_int_equal(t.closed, 0);
+    expect_acted_within(t.f, "1:3,5,7,9,11", false);
+    free(t_top);
+    free(t_search);
+    free(t_s1);
+    free(t_s2);
+    free(t_e1);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -358,6 +410,7 @@ main(void)
         cmocka_unit_test(test_uid_beyond_uidnext),
         cmocka_unit_test(test_new_mail_during_sweep_is_fine),
         cmocka_unit_test(test_long_descending_search),
+        cmocka_unit_test(test_server_side_delete_sequence),
     };
 
     log_set_level(LL_ERROR);
