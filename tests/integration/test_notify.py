@@ -25,6 +25,10 @@ from harness.sweepd import DovecotCase, fake_account  # noqa: E402
 from harness.wait import wait_for  # noqa: E402
 
 CRON = {"from": "Cron Daemon"}
+#: Dovecot reports a change to a NOTIFY session at once through inotify, or
+#: within its own 30-second check where inotify is not to be had (a machine
+#: whose test instances share uids may run out of inotify instances).
+SERVER_CEILING = 40.0
 
 
 def cron_id(n: int) -> str:
@@ -73,7 +77,7 @@ class NotifyTest(DovecotCase):
 
         return dovecot_account(self.dc, user, mailboxes=mailboxes)
 
-    def wait_gone(self, user: int, mailbox: str, message_id: str, timeout: float = 10.0) -> float:
+    def wait_gone(self, user: int, mailbox: str, message_id: str, timeout: float = SERVER_CEILING) -> float:
         t0 = time.monotonic()
         wait_for(lambda: not self.has(user, mailbox, message_id), timeout,
                  what=f"user{user}/{mailbox}: {message_id} swept")  # fmt: skip
@@ -89,8 +93,7 @@ class NotifyTest(DovecotCase):
         self.assertEqual(self.dc.who().get(self.dc.user(u).name, 0), 2)
         self.deliver(u, "Lists", ordinary_mail(1))
         self.deliver(u, "Lists", cron_mail(1))
-        took = self.wait_gone(u, "Lists", cron_id(1), timeout=5)
-        self.assertLess(took, 5)
+        self.wait_gone(u, "Lists", cron_id(1))
         self.assertTrue(self.has(u, "Lists", other_id(1)), "ordinary mail left alone")
         w = d.watcher("a", "Lists")
         self.assertEqual(w["actions"], {"cron": {"delete": 1}})
@@ -110,13 +113,15 @@ class NotifyTest(DovecotCase):
         self.wait_armed(d)
         name = self.dc.user(u).name
         self.dc.doveadm("mailbox", "rename", "-u", name, "Lists", "Lists2")
-        w = d.wait_watcher("a", "Lists", lambda w: w["state"] == "stopped", what="stopped after the rename")
+        w = d.wait_watcher("a", "Lists", lambda w: w["state"] == "stopped", timeout=SERVER_CEILING,
+                           what="stopped after the rename")  # fmt: skip
         self.assertIn("renamed to Lists2", w["last_error"])
         self.dc.doveadm("mailbox", "delete", "-u", name, "Old")
-        w = d.wait_watcher("a", "Old", lambda w: w["state"] == "stopped", what="stopped after the deletion")
+        w = d.wait_watcher("a", "Old", lambda w: w["state"] == "stopped", timeout=SERVER_CEILING,
+                           what="stopped after the deletion")  # fmt: skip
         self.assertEqual(w["last_error"], "deleted on the server; not watched")
         self.dc.doveadm("mailbox", "delete", "-u", name, "Target")
-        d.wait_for_log(r"Target, where rule keep moves messages, was deleted on the server")
+        d.wait_for_log(r"Target, where rule keep moves messages, was deleted on the server", SERVER_CEILING)
         # the renamed mailbox is not swept under either name; INBOX still is
         self.deliver(u, "Lists2", cron_mail(2))
         self.deliver(u, "INBOX", cron_mail(3))
@@ -129,7 +134,7 @@ class NotifyTest(DovecotCase):
         self.create(u, "Lists")
         d = self.start(u, ["INBOX", {"name": "Lists", "idle": False}], on_rename="follow")
         self.dc.doveadm("mailbox", "rename", "-u", self.dc.user(u).name, "Lists", "Lists2")
-        d.wait_for_log(r"Lists was renamed to Lists2 on the server: watching Lists2")
+        d.wait_for_log(r"Lists was renamed to Lists2 on the server: watching Lists2", SERVER_CEILING)
         self.deliver(u, "Lists2", cron_mail(4))
         self.wait_gone(u, "Lists2", cron_id(4))
         self.assertEqual(d.watcher("a", "Lists2")["watched_by"], "notify")
@@ -181,7 +186,7 @@ class NotifyTest(DovecotCase):
         self.assertEqual(d.watcher("a", "Big")["state"], "sweeping", "Big's sweep still running")
         wait_for(lambda: self.count(u, "Big") == 0, 30, what="Big swept")
         for b in boxes:
-            wait_for(lambda b=b: self.count(u, b) == 3, 10, what=f"{b}: the cron mail swept")
+            wait_for(lambda b=b: self.count(u, b) == 3, SERVER_CEILING, what=f"{b}: the cron mail swept")
             for k in range(3):
                 self.assertTrue(self.has(u, b, other_id(101 + k * len(boxes) + boxes.index(b))))
         total = sum(d.count("a", b, "cron") for b in boxes)
