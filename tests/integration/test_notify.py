@@ -40,7 +40,15 @@ def other_id(n: int) -> str:
 
 
 class NotifyTest(DovecotCase):
-    users = 8
+    #: Dovecot watches a NOTIFY session's mailbox list with inotify, whose
+    #: instances are counted per uid, and user N has uid 40000+N in every
+    #: test instance: these tests take users 41-48, which no other class
+    #: uses, clear of sessions that earlier instances may still hold (once
+    #: in make check a rename was not reported within 40 s).
+    users = 48
+
+    def take_user(self) -> int:
+        return super().take_user() + 40
 
     def deliver(self, user: int, mailbox: str, msg: bytes) -> None:
         self.dc.doveadm("save", "-u", self.dc.user(user).name, "-m", mailbox, input=msg)
