@@ -302,6 +302,14 @@ ctl_reply_status_add(struct ctl_reply *r, const struct watcher_status *st)
     json_object_set_new(o, "state_s", json_integer(
         (json_int_t)(now > st->state_since ? now - st->state_since : 0)));
     json_object_set_new(o, "shared", json_boolean(st->shared));
+    json_object_set_new(o, "watched_by",
+                        json_string(watcher_via_name(st->via)));
+    json_object_set_new(o, "last_event_s",
+                        st->last_event == 0
+                            ? json_null()
+                            : json_integer((json_int_t)(
+                                  now > st->last_event ? now - st->last_event
+                                                       : 0)));
     copy = xstrdup(st->capabilities);
     for (tok = strtok_r(copy, " ", &save); tok != NULL;
          tok = strtok_r(NULL, " ", &save))
@@ -600,6 +608,10 @@ parse_watcher(json_t *o, struct ctl_result_watcher *w)
     w->last_sweep_ms = get_int(o, "last_sweep_ms");
     w->reconnects = get_int(o, "reconnects");
     w->shared = json_is_true(json_object_get(o, "shared"));
+    w->watched_by = get_string(o, "watched_by");
+    w->last_event_s = json_is_integer(json_object_get(o, "last_event_s"))
+                          ? get_int(o, "last_event_s")
+                          : -1;
     w->last_error = get_string(o, "last_error");
     w->notes = get_strings(o, "notes", &w->n_notes);
 }
@@ -735,6 +747,7 @@ ctl_result_free(struct ctl_result *r)
         free(w->counts);
         free(w->last_sweep);
         free(w->last_error);
+        free(w->watched_by);
         free_strings(w->notes, w->n_notes);
     }
     free(r->watchers);

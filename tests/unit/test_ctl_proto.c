@@ -159,6 +159,8 @@ test_status_reply(void **state)
     st.mailbox = "Archive";
     st.state = WATCHER_BACKOFF;
     st.shared = true;
+    st.via = WATCHER_VIA_NOTIFY;
+    st.last_event = (uint64_t)time(NULL) + 10; /* clock went back */
     st.capabilities = "";
     st.n_counts = 0;
     st.last_sweep = 0;
@@ -172,14 +174,16 @@ test_status_reply(void **state)
         "\"config\":\"/etc/imapsweep/imapsweep.yaml\",\"generation\":3,"
         "\"dry_run\":false,\"watchers\":["
         "{\"account\":\"work\",\"mailbox\":\"INBOX\",\"state\":\"idle\","
-        "\"state_s\":0,\"shared\":false,\"capabilities\":[\"IMAP4REV1\","
+        "\"state_s\":0,\"shared\":false,\"watched_by\":\"idle\","
+        "\"last_event_s\":null,\"capabilities\":[\"IMAP4REV1\","
         "\"IDLE\"],\"uidvalidity\":17,\"messages\":9,\"uid_swept\":30,"
         "\"actions\":{\"cron\":{\"delete\":4,\"would_move\":2},"
         "\"old\":{\"trash\":1}},\"last_sweep\":\"1970-01-02T00:01:01Z\","
         "\"last_sweep_ms\":12,\"reconnects\":1,\"last_error\":null,"
         "\"notes\":[\"server lacks UIDPLUS\"]},"
         "{\"account\":\"work\",\"mailbox\":\"Archive\",\"state\":\"backoff\","
-        "\"state_s\":0,\"shared\":true,\"capabilities\":[],"
+        "\"state_s\":0,\"shared\":true,\"watched_by\":\"notify\","
+        "\"last_event_s\":0,\"capabilities\":[],"
         "\"uidvalidity\":17,\"messages\":9,\"uid_swept\":30,\"actions\":{},"
         "\"last_sweep\":null,\"last_sweep_ms\":12,\"reconnects\":1,"
         "\"last_error\":\"connection refused\",\"notes\":[]}]}");
@@ -196,6 +200,10 @@ test_status_reply(void **state)
     assert_string_equal(res->watchers[0].account, "work");
     assert_string_equal(res->watchers[0].mailbox, "INBOX");
     assert_string_equal(res->watchers[0].state, "idle");
+    assert_string_equal(res->watchers[0].watched_by, "idle");
+    assert_int_equal(res->watchers[0].last_event_s, -1);
+    assert_string_equal(res->watchers[1].watched_by, "notify");
+    assert_int_equal(res->watchers[1].last_event_s, 0);
     assert_int_equal(res->watchers[0].messages, 9);
     assert_int_equal(res->watchers[0].n_counts, 3);
     assert_string_equal(res->watchers[0].counts[1].rule, "cron");
