@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness.chaos import ChaosProxy  # noqa: E402
+from harness.chaos import Behaviour, ChaosProxy  # noqa: E402
 from harness.mail import cron_mail, ordinary_mail  # noqa: E402
 from harness.sweepd import DovecotCase, Sweepd, daemon_alive, dovecot_account  # noqa: E402
 from harness.wait import timeout_scale, wait_for  # noqa: E402
@@ -54,11 +54,14 @@ class ChaosTest(DovecotCase):
     max_userip_connections = 20
 
     # -- set-up ---------------------------------------------------------------
-    def start(self) -> tuple[ChaosProxy, Sweepd]:
-        """The proxy, the three users with their mail, the daemon with every
+    def start(self, first: dict[str, Any] | None = None) -> tuple[ChaosProxy, Sweepd]:
+        """The proxy (its connections behaving as ``first`` says, a plain pipe
+        by default), the three users with their mail, the daemon with every
         watcher idle and the seeded cron mail gone."""
         px = ChaosProxy(("127.0.0.1", self.dc.port("imap")))
         self.addCleanup(px.close)
+        if first:
+            px.default = Behaviour(**first)
         users = {"chaos": self.take_user(), "calm1": self.take_user(), "calm2": self.take_user()}
         self.im = {acct: self.oracle(u) for acct, u in users.items()}
         self.im["calm1"].create_mailbox("Work")
@@ -76,7 +79,8 @@ class ChaosTest(DovecotCase):
         cfg.account("calm2", dovecot_account(self.dc, users["calm2"]))
         cfg.rule("cron", {"from": "Cron Daemon"}, "delete")
         d = self.daemon(cfg)
-        d.wait_ready(states=("idle",))
+        d.wait_ready(states=("idle",), timeout=40 if first else 20)
+        px.default = Behaviour()
         for w in WATCHERS:
             self.wait_removed(w, 10)
         self.assertEqual(len(px.connections()), 1, "only the chaos watcher goes through the proxy")
@@ -97,13 +101,15 @@ class ChaosTest(DovecotCase):
         return time.monotonic() - t0
 
     # -- the case ---------------------------------------------------------------
-    def run_case(self, behaviour: dict[str, Any], *, bound: float, why: str | None = None) -> ChaosProxy:
-        """Turn ``behaviour`` on for the chaos watcher's connection, deliver
-        mail everywhere, and check everything the module promises.
+    def run_case(self, behaviour: dict[str, Any], *, bound: float, why: str | None = None,
+                 from_start: bool = False) -> ChaosProxy:  # fmt: skip
+        """Turn ``behaviour`` on for the chaos watcher's connection (with
+        ``from_start``, from its first byte), deliver mail everywhere, and
+        check everything the module promises.
         ``why``: the daemon must drop that connection, saying so in a line
         that matches this, and reconnect; None: it must not reconnect.
         ``bound``: seconds from the fault to the chaos watcher's cron mail gone."""
-        px, d = self.start()
+        px, d = self.start(behaviour if from_start else None)
         mark = d.mark()
         conn = px.connections()[0]
         conn.set(**behaviour)
@@ -164,6 +170,13 @@ class ChaosTest(DovecotCase):
         # the sweep's replies (an ESEARCH, a header literal, STORE and
         # EXPUNGE) came through one byte at a time
         self.assertGreater(px.connections(live=False)[0].bytes["s2c"], 300)
+
+    def test_trickle_from_the_greeting(self) -> None:
+        # greeting, LOGIN, SELECT, the first sweep: all in one-byte reads;
+        # the LOGIN reply with its capabilities alone (~300 octets) takes
+        # longer than command_timeout, and every byte is life
+        px = self.run_case({"trickle": 0.01}, bound=20, from_start=True)
+        self.assertGreater(px.connections(live=False)[0].bytes["s2c"], 1500)
 
     def test_stall_client_to_server(self) -> None:
         # the new mail's EXISTS gets through, the DONE that follows does not
