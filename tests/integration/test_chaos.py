@@ -42,7 +42,13 @@ RECONNECT_MAX = 2
 SLACK = 4.0
 #: how long a calm watcher may take to remove new cron mail
 CALM_REACTION = 5.0
-NO_RESPONSE = rf"no response from the server within {COMMAND_TIMEOUT}s \(waiting for DONE\)"
+
+
+def no_response(command: str) -> str:
+    return rf"no response from the server within {COMMAND_TIMEOUT}s \(waiting for {command}\)"
+
+
+NO_RESPONSE = no_response("DONE")
 #: a reset reads as ECONNRESET, or as an end of stream when the error was
 #: taken by a write first (the kernel reports a connection's error once)
 RESET = r"(connection reset by peer|connection closed by 127\.0\.0\.1:\d+)"
@@ -50,7 +56,7 @@ WATCHERS = (("chaos", "INBOX"), ("calm1", "INBOX"), ("calm1", "Work"), ("calm2",
 
 
 class ChaosTest(DovecotCase):
-    users = 18
+    users = 27
     max_userip_connections = 20
 
     # -- set-up ---------------------------------------------------------------
@@ -102,9 +108,10 @@ class ChaosTest(DovecotCase):
 
     # -- the case ---------------------------------------------------------------
     def run_case(self, behaviour: dict[str, Any], *, bound: float, why: str | None = None,
-                 from_start: bool = False) -> ChaosProxy:  # fmt: skip
+                 from_start: bool = False, after: str | None = None) -> ChaosProxy:  # fmt: skip
         """Turn ``behaviour`` on for the chaos watcher's connection (with
-        ``from_start``, from its first byte), deliver mail everywhere, and
+        ``from_start``, from its first byte; with ``after``, once the daemon
+        has sent a command matching that), deliver mail everywhere, and
         check everything the module promises.
         ``why``: the daemon must drop that connection, saying so in a line
         that matches this, and reconnect; None: it must not reconnect.
@@ -112,7 +119,10 @@ class ChaosTest(DovecotCase):
         px, d = self.start(behaviour if from_start else None)
         mark = d.mark()
         conn = px.connections()[0]
-        conn.set(**behaviour)
+        if after:
+            conn.arm(after, **behaviour)
+        else:
+            conn.set(**behaviour)
         t0 = time.monotonic()
         chaos = WATCHERS[0]
         self.deliver(chaos, cron=False)
@@ -126,13 +136,20 @@ class ChaosTest(DovecotCase):
         self.wait_removed(chaos, bound + 5)
         took = time.monotonic() - t0
         self.assertLessEqual(took, bound * timeout_scale(), f"{behaviour}: the chaos watcher took {took:.1f}s")
-        st = d.watcher(*chaos)
+        if after:
+            self.assertTrue(conn.triggered.is_set(), f"the daemon never sent {after}")
         if why is not None:
-            wait_for(lambda: conn.closed, 5, what="the faulty connection closed by the daemon")
-            d.wait_for_log(rf"chaos/INBOX: (read from [0-9.:]+: )?{why}; reconnecting in", since=mark, timeout=1)
-            self.assertGreaterEqual(st["reconnects"], 1, st)
+            # (after an EXPUNGE the mail is gone before the daemon knows)
+            d.wait_for_log(rf"chaos/INBOX: (read from [0-9.:]+: )?{why}; reconnecting in", since=mark,
+                           timeout=max(1.0, bound - (time.monotonic() - t0)))  # fmt: skip
+            self.assertTrue(conn.closed, "the faulty connection closed by the daemon")
+            st = d.wait_watcher(*chaos, lambda w: w["reconnects"] >= 1 and w["state"] == "idle",
+                                timeout=max(1.0, bound - (time.monotonic() - t0)), what="reconnected, idle")  # fmt: skip
+            took = time.monotonic() - t0
+            self.assertLessEqual(took, bound * timeout_scale(), f"{behaviour}: the chaos watcher took {took:.1f}s")
             self.assertEqual(px.accepted(), 2, "one reconnect through the proxy")
         else:
+            st = d.watcher(*chaos)
             self.assertEqual(st["reconnects"], 0, st)
             self.assertFalse(conn.closed)
             self.assertNotIn("reconnecting", d.log_text()[mark:])
@@ -192,6 +209,18 @@ class ChaosTest(DovecotCase):
         px = self.run_case({"reset_in_literal": True}, bound=RECONNECT_MAX + SLACK, why=RESET)
         self.assertEqual(len(px.resets), 1, px.resets)
         self.assertGreater(px.resets[0].literal, 100, "the audit's header literal")
+
+    def test_blackhole_after_store(self) -> None:
+        # the server flags the cron mail \Deleted, the reply never comes:
+        # the next connection finds it flagged and finishes the job
+        self.run_case({"blackhole": True}, bound=COMMAND_TIMEOUT + RECONNECT_MAX + SLACK,
+                      why=no_response("UID STORE"), after=r"UID STORE")  # fmt: skip
+
+    def test_blackhole_after_expunge(self) -> None:
+        # the server expunges, the reply never comes: the next connection
+        # finds the mail gone and sweeps the rest as usual
+        self.run_case({"blackhole": True}, bound=COMMAND_TIMEOUT + RECONNECT_MAX + SLACK,
+                      why=no_response("UID EXPUNGE"), after=r"UID EXPUNGE")  # fmt: skip
 
     def test_blackhole(self) -> None:
         # a NAT that lost the flow: no byte either way, no FIN, no RST

@@ -10,6 +10,7 @@
 ...     conn.set(blackhole=True)                # swallow both ways, keep the sockets open
 ...     conn.set(trickle=0.01)                  # server bytes one at a time, 10 ms apart
 ...     conn.set()                              # back to a plain pipe
+...     conn.arm(r"UID STORE", blackhole=True)  # once the client has sent that
 ...     px.default = Behaviour(latency=0.1)     # what new connections start with
 
 Each accepted connection gets its own upstream connection and its own
@@ -33,6 +34,9 @@ so a watcher whose connection was broken reconnects through a healthy path.
   connection as usual.
 - trickle: server->client bytes are written one at a time, ``trickle``
   seconds apart.
+- ``conn.arm(pattern, **behaviour)``: the behaviour takes effect once a
+  chunk from the client matching ``pattern`` has reached the server (the
+  command is carried out, its reply meets the fault); ``conn.triggered``.
 
 asyncio in a thread of its own; standard library only.
 """
@@ -91,6 +95,8 @@ class Conn:
         self._tail = b""  # the last server octets seen by the literal scanner
         self._cut_after: int | None = None  # octets still to pass before the RST
         self._literal = 0
+        self._armed: tuple[re.Pattern[bytes], Behaviour] | None = None
+        self.triggered = threading.Event()  # an armed behaviour took effect
 
     def __repr__(self) -> str:
         return f"<Conn {self.id} {self.behaviour} closed={self.closed}>"
@@ -103,6 +109,12 @@ class Conn:
             raise ValueError(f"stall must be 'c2s', 's2c' or None, not {new.stall!r}")
         self.proxy._call(self._apply, new)
 
+    def arm(self, pattern: str, **kw: Any) -> None:
+        """Switch to ``Behaviour(**kw)`` once the client has sent a chunk
+        matching ``pattern`` (a regex on its bytes) and that chunk has been
+        written to the server: a fault between a command and its reply."""
+        self.proxy._call(self._arm, re.compile(pattern.encode()), Behaviour(**kw))
+
     def update(self, **kw: Any) -> None:
         """Change some fields of the behaviour, keep the others."""
         self.proxy._call(self._apply, replace(self.behaviour, **kw))
@@ -114,6 +126,9 @@ class Conn:
             self._tail = b""
         self.behaviour = new
         await self._notify()
+
+    async def _arm(self, rx: "re.Pattern[bytes]", new: Behaviour) -> None:
+        self._armed = (rx, new)
 
     async def _notify(self) -> None:
         assert self._changed is not None
@@ -230,6 +245,10 @@ class Conn:
             writer.write(data)
             await writer.drain()
             self.bytes[way] += len(data)
+            if way == "c2s" and self._armed is not None and self._armed[0].search(data):
+                await self._apply(self._armed[1])
+                self._armed = None
+                self.triggered.set()
 
     def _scan(self, data: bytes) -> tuple[bytes, bool]:
         """What of ``data`` to pass on before the reset, and whether to reset."""
