@@ -410,6 +410,7 @@ def main() -> int:
         if p.poll() is not None:
             raise RuntimeError(f"daemon exited with {p.returncode}")
         final = checkpoint("final")
+        rss_max = max(rss_max, final["rss_kib"])
         if baseline is None:
             baseline = final
             fails.append("the run was too short for a baseline after warm-up")
