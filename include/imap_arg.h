@@ -50,8 +50,8 @@ bool imap_arg_get_u64(const struct imap_arg *arg, uint64_t *v_r);
 /* LIST: first child (may be NULL) and count */
 bool imap_arg_get_list(const struct imap_arg *arg,
                        const struct imap_arg **first_r, size_t *count_r);
-/* An INTERNALDATE ("02-Jan-2024 03:04:05 +0100") as seconds since the
- * epoch (UTC). */
+/* An INTERNALDATE ("02-Jan-2024 03:04:05 +0100", without the quotes) as
+ * seconds since the epoch (UTC); false for anything but RFC 3501's form. */
 bool imap_arg_parse_internaldate(const char *s, size_t len, int64_t *t_r);
 /* Number of siblings from arg to the end (0 for NULL). */
 size_t imap_arg_count(const struct imap_arg *arg);

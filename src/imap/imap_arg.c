@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "imap_arg.h"
 
-#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "util.h"
@@ -96,36 +96,61 @@ imap_arg_nth(const struct imap_arg *arg, size_t n)
     return arg;
 }
 
+/* n digits (the first may be a space when pad is set) at s[0..n): the value, or -1. */
+static int
+digits(const char *s, size_t n, bool pad)
+{
+    int v = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (i == 0 && pad && s[i] == ' ' && n > 1)
+            continue;
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* RFC 3501 date-time without its quotes:
+ * DD-Mon-YYYY HH:MM:SS +HHMM, the day possibly space-padded. Exactly that
+ * form: an INTERNALDATE decides older_than, so nothing is guessed. */
 bool
 imap_arg_parse_internaldate(const char *s, size_t len, int64_t *t_r)
 {
     static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    char buf[40];
-    char m[4];
-    int d, y, hh, mm, ss, zone;
+    int d, mo, y, hh, mm, ss, zh, zm;
     struct tm tm;
-    const char *p;
 
-    if (len >= sizeof(buf))
+    if (len != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' ||
+        s[14] != ':' || s[17] != ':' || s[20] != ' ' ||
+        (s[21] != '+' && s[21] != '-'))
         return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (sscanf(buf, "%d-%3s-%d %d:%d:%d %d", &d, m, &y, &hh, &mm, &ss,
-               &zone) != 7)
-        return false;
-    p = strstr(mon, m);
-    if (p == NULL || (p - mon) % 3 != 0 || d < 1 || d > 31 || y < 1900 ||
-        hh > 23 || mm > 59 || ss > 60)
+    for (mo = 0; mo < 12; mo++) {
+        if (strncasecmp(s + 3, mon + mo * 3, 3) == 0)
+            break;
+    }
+    d = digits(s, 2, true);
+    y = digits(s + 7, 4, false);
+    hh = digits(s + 12, 2, false);
+    mm = digits(s + 15, 2, false);
+    ss = digits(s + 18, 2, false);
+    zh = digits(s + 22, 2, false);
+    zm = digits(s + 24, 2, false);
+    if (mo == 12 || d < 1 || d > 31 || y < 1900 || hh < 0 || hh > 23 ||
+        mm < 0 || mm > 59 || ss < 0 || ss > 60 || zh < 0 || zh > 23 ||
+        zm < 0 || zm > 59)
         return false;
     memset(&tm, 0, sizeof(tm));
     tm.tm_mday = d;
-    tm.tm_mon = (int)((p - mon) / 3);
+    tm.tm_mon = mo;
     tm.tm_year = y - 1900;
     tm.tm_hour = hh;
     tm.tm_min = mm;
     tm.tm_sec = ss;
-    /* zone is +HHMM: subtract it to get UTC */
+    /* the zone is local time minus UTC: subtract it to get UTC */
     *t_r = (int64_t)timegm(&tm) -
-           (zone / 100 * 3600 + (zone % 100) * 60);
+           (s[21] == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
     return true;
 }

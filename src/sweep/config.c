@@ -405,7 +405,9 @@ static int
 file_error(const char *path, int err, struct config_diag *diag)
 {
     if (diag != NULL) {
-        char *msg = xasprintf("cannot read: %s", strerror(err));
+        char *msg = err == EINVAL ?
+                    xstrdup("cannot read: not a regular file") :
+                    xasprintf("cannot read: %s", strerror(err));
 
         config_diag_add(diag, false, path, 0, 0, msg);
         free(msg);
@@ -423,7 +425,9 @@ config_load(const char *path, struct config **config_r,
     mode_t mode;
     int fd, ret;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (a reload
+     * runs on the event loop); only a regular file is read. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return file_error(path, errno, diag);
     if (fstat(fd, &st) < 0) {
@@ -431,9 +435,10 @@ config_load(const char *path, struct config **config_r,
         close(fd);
         return file_error(path, ret, diag);
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return file_error(path, EISDIR, diag);
+        return file_error(path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
+                          diag);
     }
     mode = st.st_mode;
     buf_init_secret(&data, MAX_FILE_SIZE); /* inline passwords */

@@ -224,11 +224,19 @@ read_file(struct secret_req *r, const char *path, const char *what,
           bool mode_matters)
 {
     char chunk[4096];
+    struct stat st;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO must not stop the event loop waiting for a
+     * writer; only a regular file is read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
     if (fd < 0) {
         fail(r, "%s %s: %s", what, path, strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        fail(r, "%s %s: not a regular file", what, path);
+        close(fd);
         return;
     }
     if (mode_matters)

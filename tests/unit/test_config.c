@@ -938,6 +938,33 @@ test_unreadable(void **state)
     assert_int_equal(config_load("/nonexistent", &c, NULL), -EINVAL);
 }
 
+/* A FIFO with no writer: opening it for reading would wait for ever, and a
+ * reload would stop the event loop with it. Refused at once. */
+static void
+test_fifo(void **state)
+{
+    char dir[] = "/tmp/imapsweep-fifo-XXXXXX";
+    struct config_diag d;
+    struct config *c = NULL;
+    char *path, *want;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    path = xasprintf("%s/imapsweep.yaml", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    config_diag_init(&d);
+    assert_int_equal(config_load(path, &c, &d), -EINVAL);
+    assert_null(c);
+    want = xasprintf("%s:1:1: cannot read: not a regular file", path);
+    check_entries(&d, d.errors, d.n_errors,
+                  (const char *const[]){want, NULL});
+    config_diag_free(&d);
+    unlink(path);
+    rmdir(dir);
+    free(want);
+    free(path);
+}
+
 static void
 test_alias_bomb(void **state)
 {
@@ -1178,6 +1205,7 @@ main(void)
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_two_documents),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_alias_bomb),
         cmocka_unit_test(test_nul_and_utf8),
         cmocka_unit_test(test_inline_password_mode),

@@ -78,6 +78,27 @@ test_file(void **state)
     assert_non_null(strstr(r.msg, "No such file"));
 }
 
+/* A FIFO (or any file that is not regular) would stop the loop waiting
+ * for a writer: refused at once, the secret unread. */
+static void
+test_file_fifo(void **state)
+{
+    char dir[] = "/tmp/imapsweep-secret-XXXXXX";
+    char path[64];
+    struct result r;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/password", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    r = fetch(CONFIG_SECRET_FILE, path, 1000);
+    assert_int_equal(r.err, ERR_SECRET);
+    assert_non_null(strstr(r.msg, "not a regular file"));
+    assert_int_equal(r.len, 0);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* As ssh does for keys: a password file others can read gets a warning
  * naming the mode, once per file and mode, when it is read. */
 static void
@@ -216,6 +237,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file),
+        cmocka_unit_test(test_file_fifo),
         cmocka_unit_test(test_file_mode_warning),
         cmocka_unit_test(test_env_inline_credential),
         cmocka_unit_test(test_commands),
