@@ -49,7 +49,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .wait import wait_for
@@ -68,6 +68,10 @@ class Behaviour:
     reset_in_literal: bool = False
     blackhole: bool = False
     trickle: float | None = None  # seconds between server bytes
+
+    def __post_init__(self) -> None:
+        if self.stall not in (None, "c2s", "s2c"):
+            raise ValueError(f"stall must be 'c2s', 's2c' or None, not {self.stall!r}")
 
 
 @dataclass(frozen=True)
@@ -104,20 +108,13 @@ class Conn:
     # -- from the test's thread ------------------------------------------------
     def set(self, **kw: Any) -> None:
         """Replace the behaviour (unnamed fields go back to their defaults)."""
-        new = Behaviour(**kw)
-        if new.stall not in (None, "c2s", "s2c"):
-            raise ValueError(f"stall must be 'c2s', 's2c' or None, not {new.stall!r}")
-        self.proxy._call(self._apply, new)
+        self.proxy._call(self._apply, Behaviour(**kw))
 
     def arm(self, pattern: str, **kw: Any) -> None:
         """Switch to ``Behaviour(**kw)`` once the client has sent a chunk
         matching ``pattern`` (a regex on its bytes) and that chunk has been
         written to the server: a fault between a command and its reply."""
         self.proxy._call(self._arm, re.compile(pattern.encode()), Behaviour(**kw))
-
-    def update(self, **kw: Any) -> None:
-        """Change some fields of the behaviour, keep the others."""
-        self.proxy._call(self._apply, replace(self.behaviour, **kw))
 
     # -- in the proxy's loop ---------------------------------------------------
     async def _apply(self, new: Behaviour) -> None:
@@ -185,7 +182,9 @@ class Conn:
         self.closed = True
 
     async def _read(self, reader: asyncio.StreamReader, way: str, q: "asyncio.Queue[Any]") -> None:
-        """Read one direction into its queue; return when the client went away."""
+        """Read one direction into its queue, then an end mark; under a
+        blackhole the server's end of stream is swallowed (the client must
+        notice by itself) and only the client's ends the connection."""
         while True:
             try:
                 data = await reader.read(_CHUNK)
