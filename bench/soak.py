@@ -292,8 +292,27 @@ def cron_left(dc: lib.Dovecot, cfg: Config) -> int:
     return n
 
 
-def measure(pid: int) -> dict[str, int]:
-    return {"rss_kib": lib.rss_kib(pid), "fds": lib.fd_count(pid)}
+def measure(pid: int, err: Path | None = None) -> dict[str, int]:
+    """RSS (and its anonymous and file-backed parts), open descriptors; with
+    ``err`` (the daemon's stderr) also glibc's heap figures (gdb calls
+    malloc_stats() in the daemon): "in use" is what the program holds,
+    "system" what the allocator took from the kernel."""
+    st = lib.proc_status(pid)
+    out = {"rss_kib": lib.rss_kib(pid), "fds": lib.fd_count(pid),
+           "anon_kib": int(st["RssAnon"].split()[0]), "file_kib": int(st["RssFile"].split()[0])}  # fmt: skip
+    if err is not None:
+        before = err.stat().st_size
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=120,
+                       cwd=tempfile.gettempdir())  # fmt: skip
+        for _ in range(50):
+            text = err.read_bytes()[before:].decode(errors="replace")
+            m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)", text)
+            if m:
+                out.update({"heap_system": int(m.group(1)), "heap_in_use": int(m.group(2))})
+                break
+            time.sleep(0.1)
+    return out
 
 
 def main() -> int:
@@ -302,6 +321,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--accounts", type=int, default=None)
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--every", type=float, default=5.0,
+                    help="minutes between checkpoints after the baseline (RSS, fds at the first configuration)")
+    ap.add_argument("--heap", action="store_true", help="also glibc's heap figures at each checkpoint (gdb)")
     ap.add_argument("--out", default=str(lib.BENCH_BIN / "soak.json"))
     args = ap.parse_args()
     minutes = args.minutes or float(os.environ.get("SOAK_MINUTES") or (5 if args.valgrind else 30))
@@ -343,6 +365,7 @@ def main() -> int:
         reloads = mismatches = 0
         baseline: dict[str, int] | None = None
         rss_max = 0
+        next_check = 0.0
         k = 0
 
         def reload(restore: bool = False) -> None:
@@ -370,14 +393,17 @@ def main() -> int:
                 time.sleep(0.2)
             log(f"reload {reloads} (generation {generation}): {what}; {len(want)} watchers")
 
+        checkpoints: list[dict[str, Any]] = []
+
         def checkpoint(name: str) -> dict[str, int]:
             """Back to the first configuration, settled, between two restarts; RSS and fds."""
             with restarter.busy:
                 reload(restore=True)
                 took = wait_settled(cfg.sock, cfg.watched(), generation, 120 * scale)
                 time.sleep(3)  # the daemon trims its heap 2 s after things settle
-                m = measure(p.pid)
-            log(f"{name}: settled in {took:.1f}s; RSS {m['rss_kib']} KiB, {m['fds']} fds")
+                m = measure(p.pid, err_path if args.heap else None)
+            checkpoints.append({"name": name, "t_s": round(time.monotonic() - t0), "restarts": restarter.count, **m})
+            log(f"{name}: settled in {took:.1f}s; {json.dumps(m)}")
             return m
 
         while time.monotonic() - t0 < total:
@@ -398,6 +424,10 @@ def main() -> int:
                 continue
             if baseline is None and at - t0 >= warmup:
                 baseline = checkpoint("baseline")
+                next_check = at + args.every * 60
+            elif baseline is not None and at >= next_check and total - (at - t0) > RELOAD_EVERY:
+                checkpoint(f"checkpoint {len(checkpoints)}")
+                next_check = at + args.every * 60
             else:
                 reload()
         appender.stop.set()
@@ -443,6 +473,7 @@ def main() -> int:
             "cron_left_unwatched": cron_unwatched, "ordinary_lost": len(lost), "ordinary_deleted_flag": deleted_flag,
             "seen": seen, "rss_baseline_kib": baseline["rss_kib"], "rss_final_kib": final["rss_kib"],
             "rss_max_kib": rss_max, "fds_baseline": baseline["fds"], "fds_final": final["fds"],
+            "checkpoints": checkpoints,
         })  # fmt: skip
         if left:
             fails.append(f"{left} cron messages left in watched mailboxes")
