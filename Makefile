@@ -203,6 +203,11 @@ fuzz-bins: $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/%)
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# the sweep target drives a sweep over the unit-test library's scripted
+# server
+$(BUILD)/fuzz_sweep: tests/fuzz/fuzz_sweep.c $(TESTLIB) $(LIB)
+	$(CC) $(ALL_CFLAGS) -Itests/unit/lib -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 # --- demo, benchmarks ------------------------------------------------------
 
 demo: deps

@@ -206,7 +206,8 @@ class Account:
 
 def write_config(path: Path, dc: Dovecot, accounts: Sequence[Account], *, tls: bool = False,
                  control_socket: str = "", log_level: str = "info",
-                 defaults: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+                 defaults: Mapping[str, Any] | None = None,
+                 account_extra: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
     """An imapsweep.yaml (JSON, which is YAML) with one account per Dovecot user.
 
     The audit mode is ``counts``: per-message audit would add a header
@@ -227,6 +228,7 @@ def write_config(path: Path, dc: Dovecot, accounts: Sequence[Account], *, tls: b
         }
         if tls:
             acc["ca_file"] = dc.ca_file
+        acc.update(account_extra or {})
         accs.append(acc)
     cfg: dict[str, Any] = {
         "daemon": {"control_socket": control_socket, "log_level": log_level, "audit": "counts"},
@@ -349,6 +351,21 @@ def read_calls(pid: int) -> tuple[int, int]:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its live descendants."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += rss_kib(p)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except (OSError, KeyError, ValueError):
+            continue
+    return total
 
 
 def tree_cpu_seconds(pid: int) -> float:

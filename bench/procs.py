@@ -125,12 +125,14 @@ class Daemon:
     """imapsweepd in continuous mode on a generated config."""
 
     def __init__(self, dc: lib.Dovecot, accounts: Sequence[lib.Account], workdir: Path, *, tls: bool = False,
-                 name: str = "imapsweepd", log_level: str = os.environ.get("BENCH_DAEMON_LOG", "info")) -> None:  # fmt: skip
+                 name: str = "imapsweepd", log_level: str = os.environ.get("BENCH_DAEMON_LOG", "info"),
+                 defaults: dict | None = None, account_extra: dict | None = None) -> None:  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         self.n = sum(len(a.mailboxes) for a in accounts)
         self.sock = workdir / f"{name}.sock"
         self.cfg = lib.write_config(workdir / f"{name}.json", dc, accounts, tls=tls, control_socket=str(self.sock),
-                                    log_level=log_level)  # fmt: skip
+                                    log_level=log_level, defaults=defaults,
+                                    account_extra=account_extra)  # fmt: skip
         self.notify = NotifyListener(workdir / f"{name}.notify")
         self.log = open(workdir / f"{name}.log", "wb")
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify.path))

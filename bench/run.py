@@ -4,6 +4,9 @@
 
     python3 bench/run.py --quick|--full [--only purge,reaction,scale,hostile]
                          [--out docs/benchmarks.md] [--no-docs]
+    python3 bench/run.py --quick --only notify   # NOTIFY at scale (not in
+                         # the default set; raw results only, see
+                         # bench/notify_scale.py and docs/benchmarks.md)
 
 Starts private Dovecot instances (tests/integration/harness, tuned in
 bench/lib.py), measures imapsweepd against the protocol lower bound
@@ -34,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lib  # noqa: E402
+import notify_scale  # noqa: E402
 import procs  # noqa: E402
 import reaction  # noqa: E402
 import report  # noqa: E402
@@ -465,6 +469,20 @@ def section_scale(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -
 
 
 # ---------------------------------------------------------------------------
+def section_notify(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -> None:
+    """100 accounts x 100 mailboxes with and without NOTIFY, and the list
+    index log rotation experiment (bench/notify_scale.py)."""
+    a, m = cfg.get("notify_accounts", 100), cfg.get("notify_mailboxes", 100)
+    out: dict[str, Any] = {"modes": {}, "loadavg": [os.getloadavg()[0]]}
+    results["notify"] = out
+    for mode in ("notify", "idle"):
+        out["modes"][mode] = notify_scale.scale_mode(mode, a, m, cfg.get("notify_deliveries", 1000), workdir,
+                                                     log=log)  # fmt: skip
+    out["rotation"] = notify_scale.rotation(10, 20, 40, workdir, log=log)
+    out["loadavg"].append(os.getloadavg()[0])
+
+
+# ---------------------------------------------------------------------------
 def section_hostile(cfg: dict[str, Any], workdir: Path, results: dict[str, Any]) -> None:
     """bench/hostile (in-process, the unit-test library's scripted server):
     a descending 150,000-UID SEARCH line, and the lying server."""
@@ -526,8 +544,9 @@ def main() -> int:
         args.no_docs = True  # a modified run never overwrites the published report
     sections = [s for s in args.only.split(",") if s]
     only_hostile = sections == ["hostile"] and not args.set
+    only_notify = sections == ["notify"] and not args.set
     if set(sections) != {"purge", "reaction", "scale", "regex", "hostile"} \
-            and args.out == ap.get_default("out") and not only_hostile:
+            and args.out == ap.get_default("out") and not only_hostile and not only_notify:
         args.no_docs = True  # a partial run never overwrites the published report
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
@@ -544,7 +563,8 @@ def main() -> int:
         for name in sections:
             s0 = time.monotonic()
             {"purge": section_purge, "reaction": section_reaction, "scale": section_scale,
-             "regex": section_regex, "hostile": section_hostile}[name](cfg, workdir, results)  # fmt: skip
+             "regex": section_regex, "hostile": section_hostile,
+             "notify": section_notify}[name](cfg, workdir, results)  # fmt: skip
             results.setdefault("section_s", {})[name] = time.monotonic() - s0
     except BaseException as exc:  # noqa: BLE001 - reported, then re-raised as status
         failed = "".join(traceback.format_exception(exc))
@@ -560,7 +580,10 @@ def main() -> int:
     if failed:
         print(failed, file=sys.stderr)
         return 1
-    if not args.no_docs and only_hostile:
+    if not args.no_docs and only_notify:
+        # not part of make bench: refreshes its own section of the report
+        report.update_notify(results, Path(args.out), log)
+    elif not args.no_docs and only_hostile:
         # seconds, in-process: it may refresh its own section of the
         # published report without a full run
         report.update_hostile(results, Path(args.out), log)

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* account: the watchers of one configured account and its connection
  * budget. With N watched mailboxes and max_connections B, every mailbox
- * gets its own IDLE connection when N <= B; otherwise B - 1 do, and the
- * rest share one polling connection (poller.h), which every
- * poll_interval asks STATUS for each of them and sweeps those that
- * changed. The account owns its watchers and that poller, and tells the
- * poller before it drops a watcher. Also owns the account's TLS context
- * (session resumption). */
+ * gets its own IDLE connection when N <= B and none says idle: false (nor,
+ * with notify: on, leaves idle unset); otherwise B - 1 do (idle: true
+ * first, then those without the key, in configured order), and the rest
+ * share one connection (poller.h): the event connection with NOTIFY, else
+ * one that every poll_interval asks STATUS for each of them; either
+ * sweeps those that changed. The account owns its watchers and that
+ * poller, and tells the poller before it drops a watcher. A mailbox that
+ * NOTIFY reports renamed or deleted is stopped (watcher_halt) or, with
+ * on_rename: follow, watched under its new name (watcher_rename); a move
+ * or trash target reported gone is logged. Also owns the account's TLS
+ * context (session resumption). */
 #ifndef IMAPSWEEP_ACCOUNT_H
 #define IMAPSWEEP_ACCOUNT_H
 

@@ -44,6 +44,10 @@ int buf_append_char(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 
+/* Append text that should be UTF-8: every invalid sequence, and every
+ * NUL, becomes U+FFFD. Returns as buf_append. */
+int buf_append_utf8(struct buf *b, const char *s, size_t len);
+
 /* Append data encoded in base64 (RFC 4648, with padding). */
 int buf_append_base64(struct buf *b, const void *data, size_t n);
 

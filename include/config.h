@@ -53,6 +53,26 @@ enum config_secret_kind {
     CONFIG_SECRET_TOKEN_COMMAND, /* token_command: OAuth access token */
 };
 
+/* notify: when the account's shared connection uses NOTIFY (RFC 5465) */
+enum config_notify {
+    CONFIG_NOTIFY_AUTO,      /* when the server lists NOTIFY after login */
+    CONFIG_NOTIFY_ON,        /* required: without it the account stops */
+    CONFIG_NOTIFY_OFF,       /* never: poll with STATUS */
+};
+
+/* on_rename: a watched mailbox renamed on the server (a NOTIFY event) */
+enum config_on_rename {
+    CONFIG_ON_RENAME_STOP,   /* report it and stop watching it */
+    CONFIG_ON_RENAME_FOLLOW, /* report it and watch the new name */
+};
+
+/* A mailbox's `idle`: who gets one of the account's IDLE connections. */
+enum config_idle {
+    CONFIG_IDLE_AUTO,        /* not given: in order, as the budget allows */
+    CONFIG_IDLE_YES,         /* first in line (INBOX unless told) */
+    CONFIG_IDLE_NO,          /* never: NOTIFY or polling covers it */
+};
+
 struct config_secret {
     enum config_secret_kind kind;
     char *value;             /* path, command, name, variable or password */
@@ -81,7 +101,10 @@ struct config_account {
     uint64_t reconnect_min;
     uint64_t reconnect_max;
     unsigned max_connections;
+    enum config_notify notify;
+    enum config_on_rename on_rename;
     char **mailboxes;        /* watched, in order, no duplicates */
+    enum config_idle *mailbox_idle; /* parallel to mailboxes */
     size_t n_mailboxes;
     size_t *rules;           /* indices into config->rules, ascending */
     size_t n_rules;
@@ -170,5 +193,6 @@ bool config_account_conn_differs(const struct config_account *a,
 const char *config_tls_name(enum config_tls t);
 const char *config_auth_name(enum config_auth a);
 const char *config_expunge_name(enum config_expunge e);
+const char *config_notify_name(enum config_notify n);
 
 #endif

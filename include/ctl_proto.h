@@ -139,6 +139,9 @@ struct ctl_result_watcher {
     long long last_sweep_unix; /* last_sweep in seconds since the epoch */
     long long reconnects;
     bool shared;
+    char *watched_by;          /* idle, notify or poll (NULL: an older
+                                * daemon) */
+    long long last_event_s;    /* age of the last event; -1: none */
     char *last_error;          /* NULL when fine */
     char **notes;
     size_t n_notes;

@@ -151,6 +151,10 @@ struct imap_mailbox_info {
     uint32_t uidnext;          /* 0 until known, and again once an EXISTS
                                 * announced new messages: then it no
                                 * longer bounds the mailbox's UIDs */
+    /* UIDVALIDITY values taken on this connection: one more at every new
+     * value, never less (kept across SELECTs). A value that changes and
+     * comes back still moved this: compare it, not only uidvalidity. */
+    uint32_t uidvalidity_changes;
 };
 
 /* Create and start connecting. Never NULL; failures arrive as `closed`. */

@@ -8,11 +8,11 @@
 
 #include "buf.h"
 
-/* Encode a UTF-8 name. Returns 0, or -EINVAL if it is not valid UTF-8
- * (nothing is appended then). */
+/* Encode a UTF-8 name. Returns 0, or -EINVAL if it is not valid UTF-8 or
+ * holds a NUL (nothing is appended then). */
 int imap_utf7_encode(const char *utf8, size_t len, struct buf *out);
 /* Decode a modified UTF-7 name to UTF-8. Returns 0, or -EINVAL for
- * malformed input (nothing is appended then). */
+ * malformed input, an encoded NUL included (nothing is appended then). */
 int imap_utf7_decode(const char *s, size_t len, struct buf *out);
 /* True if the name needs no encoding (printable ASCII without '&'). */
 bool imap_utf7_is_plain(const char *s, size_t len);

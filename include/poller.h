@@ -6,6 +6,15 @@
  * logs out. On a failure it reconnects after a backoff, and shows its
  * state on the shared watchers (connecting, polling, backoff, error).
  *
+ * The event connection: when the server offers NOTIFY (RFC 5465) and the
+ * account's notify is not off, the same connection arms NOTIFY instead of
+ * polling and visits a shared watcher when a STATUS event shows it
+ * changed (poller_notify.c tells how nothing is missed: the check after
+ * visits, the re-arm every idle_refresh). NOTIFY SET refused: it polls,
+ * said once. notify: on and no NOTIFY: the shared watchers show the error
+ * and the connection logs out for good. Renames and deletions go to the
+ * owner (ops->mailbox_event).
+ *
  * Ownership. The owner (the account) owns the poller and the watchers;
  * the poller owns its session, its timer, its visit queue and its
  * in-flight STATUS commands. env, log, ops, tls and secrets are borrowed
@@ -42,7 +51,11 @@ struct poller_ops {
     /* The connection ended after a logout: poller_stop(), or the end of a
      * --once cycle. Runs from the loop, never from inside a poller_*()
      * call; the poller is down. It must not free the poller. */
-    void (*logged_out)(void *arg);
+    void (*logged_out)(void *arg);    /* NOTIFY reported a mailbox of the account deleted (newname NULL) or
+     * renamed to newname (names in UTF-8). Runs inside the poller's
+     * event handling: it may call poller_forget(), not free the poller.
+     * NULL: ignored. */
+    void (*mailbox_event)(void *arg, const char *name, const char *newname);
 };
 
 /* Replace the ops (and their arg): the owner retiring a poller that has

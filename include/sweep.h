@@ -13,8 +13,9 @@
  *     duplicates (oldest copy kept);
  *  5. with audit: messages, one more fetch of From/Subject/Message-ID for
  *     what will be acted on (unless already fetched);
- *  6. the actions, batched over chunked UID sets, UIDVALIDITY re-checked
- *     before every command; never one round trip per message.
+ *  6. the actions, batched over chunked UID sets, the chunks one at a
+ *     time with the UIDVALIDITY re-checked before each; never one round
+ *     trip per message.
  *
  * Safety: only UIDs; every acted-on set is intersected with what the
  * server's own SEARCH returned for that rule and with the swept range; a

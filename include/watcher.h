@@ -35,6 +35,7 @@
 
 #include "config.h"
 #include "imap_conn.h"
+#include "imap_mbox.h"
 #include "session.h"
 #include "sweep.h"
 
@@ -54,6 +55,16 @@ enum watcher_state {
     WATCHER_STOPPED,
 };
 const char *watcher_state_name(enum watcher_state s);
+
+/* How a mailbox is watched: its own connection in IDLE, the account's
+ * event connection (NOTIFY), or polled (the shared connection's STATUS
+ * cycle, or a dedicated connection to a server without IDLE). */
+enum watcher_via {
+    WATCHER_VIA_IDLE,
+    WATCHER_VIA_NOTIFY,
+    WATCHER_VIA_POLL,
+};
+const char *watcher_via_name(enum watcher_via v);
 
 /* How long sweeps took, over every watcher of a daemon: a histogram whose
  * bucket i counts the sweeps that took at most watcher_sweep_bounds_us[i]
@@ -105,6 +116,8 @@ struct watcher_status {
     enum watcher_state state;
     uint64_t state_since;      /* seconds since the epoch */
     bool shared;               /* visited by the account's poller */
+    enum watcher_via via;
+    uint64_t last_event;       /* seconds since the epoch; 0: none yet */
     const char *capabilities;  /* space-separated, "" before known */
     uint32_t uidvalidity;
     uint32_t messages;
@@ -165,10 +178,25 @@ void watcher_conn_event(struct watcher *w, const struct imap_response *r);
 /* The poller's connection failed: abandon the visit (done is not
  * called), remember the error. */
 void watcher_visit_abort(struct watcher *w, const char *error);
-/* The poller learnt STATUS values: true if a visit is worthwhile (new
- * UIDs, another UIDVALIDITY, or a full sweep due). */
-bool watcher_status_changed(struct watcher *w, uint32_t uidnext,
-                            uint32_t uidvalidity, uint32_t messages);
+/* The poller learnt STATUS values (those the line carried; NOTIFY's lines
+ * after a delivery have no UIDVALIDITY): true if a visit is worthwhile
+ * (new UIDs, another UIDVALIDITY, or a full sweep due). The time is kept
+ * as the watcher's last event when event is true (a NOTIFY line). */
+bool watcher_status_changed(struct watcher *w,
+                            const struct imap_mbox_status *st, bool event);
+/* The shared connection watches this shared watcher by NOTIFY (true) or
+ * by polling (false); status shows it. */
+void watcher_set_notified(struct watcher *w, bool notified);
+/* The mailbox was deleted or renamed on the server (a NOTIFY event) and is
+ * not followed: the watcher gives up its connection and its sweep, and
+ * stays stopped with why as its error until a reload drops it. The owner
+ * first tells the poller (poller_forget). */
+void watcher_halt(struct watcher *w, const char *why);
+bool watcher_halted(const struct watcher *w);
+/* on_rename: follow: watch the mailbox under its new name from now on (a
+ * dedicated watcher connects again and SELECTs it; a shared one is
+ * visited under it). The owner first tells the poller (poller_forget). */
+void watcher_rename(struct watcher *w, const char *name);
 /* Set the state of a shared watcher (the poller's view). */
 void watcher_set_shared_state(struct watcher *w, enum watcher_state st,
                               const char *error);

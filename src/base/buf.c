@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 void
 buf_init(struct buf *b, size_t max)
 {
@@ -108,6 +110,35 @@ int
 buf_append_char(struct buf *b, char c)
 {
     return buf_append(b, &c, 1);
+}
+
+int
+buf_append_utf8(struct buf *b, const char *s, size_t len)
+{
+    size_t i = 0, start = b->len;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
+                               : (c & 0xf0) == 0xe0 ? 3
+                               : (c & 0xf8) == 0xf0 ? 4 : 0;
+        int ret;
+
+        if (n > 0 && c != 0 && n <= len - i && util_utf8_valid(s + i, n)) {
+            ret = buf_append(b, s + i, n);
+            i += n;
+        } else {
+            ret = buf_append_str(b, "\xef\xbf\xbd");
+            i++;
+        }
+        if (ret < 0) {
+            b->len = start;
+            if (b->data != NULL)
+                b->data[start] = '\0';
+            return ret;
+        }
+    }
+    return 0;
 }
 
 int

@@ -155,31 +155,6 @@ decode_word(const char *s, size_t len, struct buf *out)
     return ret == 0 ? (size_t)(end + 2 - s) : 0;
 }
 
-/* Copy in to out replacing every invalid UTF-8 sequence with U+FFFD. */
-static void
-sanitize(const char *in, size_t len, struct buf *out)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = (unsigned char)in[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
-                               : (c & 0xf0) == 0xe0 ? 3
-                               : (c & 0xf8) == 0xf0 ? 4 : 0;
-
-        if (n > 0 && n <= len - i && util_utf8_valid(in + i, n)) {
-            if (c == 0)
-                buf_append_str(out, "\xef\xbf\xbd");
-            else
-                buf_append(out, in + i, n);
-            i += n;
-        } else {
-            buf_append_str(out, "\xef\xbf\xbd");
-            i++;
-        }
-    }
-}
-
 char *
 mime_decode_words(const char *value, size_t len)
 {
@@ -219,9 +194,23 @@ mime_decode_words(const char *value, size_t len)
     }
     buf_append(&tmp, value + ws_start, ws_len);
     buf_init(&out, BUF_NOCAP);
-    sanitize(buf_cstr(&tmp), tmp.len, &out);
+    buf_append_utf8(&out, buf_cstr(&tmp), tmp.len);
     buf_free(&tmp);
     return buf_steal(&out);
+}
+
+/* RFC 5322 field name: one or more printable ASCII characters but the
+ * colon (a NUL, for one, would cut "Subject\0X" to "Subject") */
+static bool
+is_field_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':')
+            return false;
+    }
+    return true;
 }
 
 void
@@ -259,7 +248,7 @@ mime_fields_parse(const char *data, size_t len, struct mime_fields *out)
         name_len = (size_t)(colon - line.data);
         while (name_len > 0 && is_wsp(line.data[name_len - 1]))
             name_len--;
-        if (name_len == 0)
+        if (!is_field_name(line.data, name_len))
             continue;
         v = (size_t)(colon - line.data) + 1;
         while (v < line.len && is_wsp(line.data[v]))

@@ -176,7 +176,7 @@ send_cmd(struct imap_conn *c, struct imap_cmd *cmd)
 {
     snprintf(cmd->tag, sizeof(cmd->tag), "A%u", ++c->next_tag);
     if (cmd->select)
-        memset(&c->mbox, 0, sizeof(c->mbox));
+        imap_state_forget_mailbox(c);
     if (strcmp(cmd->name, "LOGOUT") == 0)
         imap_state_set(c, IMAP_CONN_LOGOUT);
     if (c->inflight.n == 1)

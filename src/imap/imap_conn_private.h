@@ -130,6 +130,9 @@ struct imap_parser *imap_conn_new_parser(struct imap_conn *c);
 /* Change state, logging "from -> to". */
 void imap_state_set(struct imap_conn *c, enum imap_conn_state st);
 void imap_state_set_caps(struct imap_conn *c, const struct imap_arg *args);
+/* Nothing selected any more (a SELECT sent, or refused): the mailbox
+ * info is cleared but for the count of UIDVALIDITY changes. */
+void imap_state_forget_mailbox(struct imap_conn *c);
 /* Apply a response code (CAPABILITY, UIDVALIDITY, READ-ONLY, ALERT, …). */
 void imap_state_apply_code(struct imap_conn *c,
                            const struct imap_response *r);

@@ -99,6 +99,15 @@ imap_conn_caps(const struct imap_conn *c)
 }
 
 void
+imap_state_forget_mailbox(struct imap_conn *c)
+{
+    uint32_t changes = c->mbox.uidvalidity_changes;
+
+    memset(&c->mbox, 0, sizeof(c->mbox));
+    c->mbox.uidvalidity_changes = changes;
+}
+
+void
 imap_state_apply_code(struct imap_conn *c, const struct imap_response *r)
 {
     uint32_t v;
@@ -108,8 +117,10 @@ imap_state_apply_code(struct imap_conn *c, const struct imap_response *r)
     if (strcmp(r->code, "CAPABILITY") == 0) {
         imap_state_set_caps(c, r->code_args);
     } else if (strcmp(r->code, "UIDVALIDITY") == 0) {
-        if (imap_arg_get_u32(r->code_args, &v))
+        if (imap_arg_get_u32(r->code_args, &v) && v != c->mbox.uidvalidity) {
             c->mbox.uidvalidity = v;
+            c->mbox.uidvalidity_changes++;
+        }
     } else if (strcmp(r->code, "UIDNEXT") == 0) {
         if (imap_arg_get_u32(r->code_args, &v))
             c->mbox.uidnext = v;
@@ -374,7 +385,7 @@ select_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         imap_state_set(c, IMAP_CONN_SELECTED);
     } else if (r->status == IMAP_NO || r->status == IMAP_BAD) {
         /* a failed SELECT leaves nothing selected (RFC 3501 6.3.1) */
-        memset(&c->mbox, 0, sizeof(c->mbox));
+        imap_state_forget_mailbox(c);
         imap_state_set(c, IMAP_CONN_AUTH);
     }
     if (sc->done != NULL)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -74,7 +75,7 @@ imap_utf7_encode(const char *utf8, size_t len, struct buf *out)
     bool in_run = false;
     size_t i = 0;
 
-    if (!util_utf8_valid(utf8, len))
+    if (!util_utf8_valid(utf8, len) || memchr(utf8, '\0', len) != NULL)
         return -EINVAL;
     while (i < len) {
         uint32_t cp = next_cp(s, &i);
@@ -166,9 +167,9 @@ decode_run(const char *s, size_t len, struct buf *out)
             } else if (u >= 0xd800 && u <= 0xdbff) {
                 high = u;
             } else if ((u >= 0xdc00 && u <= 0xdfff) ||
-                       (u >= 0x20 && u <= 0x7e)) {
-                /* lone low surrogate, or printable ASCII that must be
-                 * written directly */
+                       (u >= 0x20 && u <= 0x7e) || u == 0) {
+                /* lone low surrogate, printable ASCII that must be
+                 * written directly, or a NUL that would cut the name */
                 return -EINVAL;
             } else {
                 put_utf8(u, out);

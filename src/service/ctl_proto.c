@@ -210,6 +210,24 @@ encode(json_t *reply)
     return text;
 }
 
+/* s as a JSON string. Text from outside (a server's reply, a file name)
+ * need not be UTF-8, and jansson refuses such a string: its invalid bytes
+ * become U+FFFD rather than the string vanishing from the reply. */
+static json_t *
+json_text(const char *s)
+{
+    struct buf b;
+    json_t *j;
+
+    if (util_utf8_valid(s, strlen(s)))
+        return json_string(s);
+    buf_init(&b, BUF_NOCAP);
+    buf_append_utf8(&b, s, strlen(s));
+    j = json_string(buf_cstr(&b));
+    buf_free(&b);
+    return j;
+}
+
 static char *
 iso_time(uint64_t t)
 {
@@ -255,11 +273,11 @@ ctl_reply_status_new(const struct ctl_daemon_info *info)
     json_t *o = json_object();
 
     json_object_set_new(o, "ok", json_true());
-    json_object_set_new(o, "version", json_string(info->version));
+    json_object_set_new(o, "version", json_text(info->version));
     json_object_set_new(o, "pid", json_integer(info->pid));
     json_object_set_new(o, "uptime_s", json_integer(
         (json_int_t)info->uptime_s));
-    json_object_set_new(o, "config", json_string(info->config));
+    json_object_set_new(o, "config", json_text(info->config));
     json_object_set_new(o, "generation", json_integer(info->generation));
     json_object_set_new(o, "dry_run", json_boolean(info->dry_run));
     if (info->stats != NULL)
@@ -277,17 +295,25 @@ ctl_reply_status_add(struct ctl_reply *r, const struct watcher_status *st)
     char *copy, *tok, *save = NULL;
     uint64_t now = (uint64_t)time(NULL);
 
-    json_object_set_new(o, "account", json_string(st->account));
-    json_object_set_new(o, "mailbox", json_string(st->mailbox));
+    json_object_set_new(o, "account", json_text(st->account));
+    json_object_set_new(o, "mailbox", json_text(st->mailbox));
     json_object_set_new(o, "state",
                         json_string(watcher_state_name(st->state)));
     json_object_set_new(o, "state_s", json_integer(
         (json_int_t)(now > st->state_since ? now - st->state_since : 0)));
     json_object_set_new(o, "shared", json_boolean(st->shared));
+    json_object_set_new(o, "watched_by",
+                        json_string(watcher_via_name(st->via)));
+    json_object_set_new(o, "last_event_s",
+                        st->last_event == 0
+                            ? json_null()
+                            : json_integer((json_int_t)(
+                                  now > st->last_event ? now - st->last_event
+                                                       : 0)));
     copy = xstrdup(st->capabilities);
     for (tok = strtok_r(copy, " ", &save); tok != NULL;
          tok = strtok_r(NULL, " ", &save))
-        json_array_append_new(caps, json_string(tok));
+        json_array_append_new(caps, json_text(tok));
     free(copy);
     json_object_set_new(o, "capabilities", caps);
     json_object_set_new(o, "uidvalidity", json_integer(st->uidvalidity));
@@ -320,11 +346,11 @@ ctl_reply_status_add(struct ctl_reply *r, const struct watcher_status *st)
                         json_integer((json_int_t)st->last_sweep_ms));
     json_object_set_new(o, "reconnects", json_integer(st->reconnects));
     json_object_set_new(o, "last_error", st->last_error
-                                             ? json_string(st->last_error)
+                                             ? json_text(st->last_error)
                                              : json_null());
     notes = json_array();
     for (size_t i = 0; i < st->n_notes; i++)
-        json_array_append_new(notes, json_string(st->notes[i]));
+        json_array_append_new(notes, json_text(st->notes[i]));
     json_object_set_new(o, "notes", notes);
     json_array_append_new(r->list, o);
 }
@@ -344,8 +370,9 @@ void
 ctl_reply_swept_add(struct ctl_reply *r, const char *account,
                     const char *mailbox)
 {
-    json_array_append_new(r->list, json_pack("{s:s, s:s}", "account",
-                                             account, "mailbox", mailbox));
+    json_array_append_new(r->list, json_pack("{s:o, s:o}", "account",
+                                             json_text(account), "mailbox",
+                                             json_text(mailbox)));
 }
 
 char *
@@ -371,13 +398,14 @@ ctl_reply_free(struct ctl_reply *r)
 char *
 ctl_reply_error(const char *msg)
 {
-    return encode(json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+    return encode(json_pack("{s:b, s:o}", "ok", 0, "error", json_text(msg)));
 }
 
 char *
 ctl_reply_version(const char *version)
 {
-    return encode(json_pack("{s:b, s:s}", "ok", 1, "version", version));
+    return encode(json_pack("{s:b, s:o}", "ok", 1, "version",
+                            json_text(version)));
 }
 
 char *
@@ -396,7 +424,7 @@ ctl_reply_reload_failed(const struct config_diag *diag)
     for (size_t i = 0; i < diag->n_errors; i++) {
         char *e = config_diag_format(&diag->errors[i]);
 
-        json_array_append_new(errors, json_string(e));
+        json_array_append_new(errors, json_text(e));
         free(e);
     }
     msg = xasprintf("configuration has %zu error%s; the previous one stays "
@@ -417,11 +445,7 @@ json_tristate(int v)
 static json_t *
 json_str_or_null(const char *s)
 {
-    json_t *j = s != NULL ? json_string(s) : NULL;
-
-    /* a header that is not UTF-8 never gets this far (decoded), but a
-     * reply must not lose the whole explanation over one field */
-    return j != NULL ? j : json_null();
+    return s != NULL ? json_text(s) : json_null();
 }
 
 char *
@@ -584,6 +608,10 @@ parse_watcher(json_t *o, struct ctl_result_watcher *w)
     w->last_sweep_ms = get_int(o, "last_sweep_ms");
     w->reconnects = get_int(o, "reconnects");
     w->shared = json_is_true(json_object_get(o, "shared"));
+    w->watched_by = get_string(o, "watched_by");
+    w->last_event_s = json_is_integer(json_object_get(o, "last_event_s"))
+                          ? get_int(o, "last_event_s")
+                          : -1;
     w->last_error = get_string(o, "last_error");
     w->notes = get_strings(o, "notes", &w->n_notes);
 }
@@ -659,7 +687,7 @@ ctl_result_parse(const char *line, size_t len, struct ctl_result **result_r,
     size_t i;
 
     if (!json_is_object(o)) {
-        *err_r = xstrdup(jerr.text);
+        *err_r = xstrdup(o == NULL ? jerr.text : "not a JSON object");
         json_decref(o);
         return -1;
     }
@@ -719,6 +747,7 @@ ctl_result_free(struct ctl_result *r)
         free(w->counts);
         free(w->last_sweep);
         free(w->last_error);
+        free(w->watched_by);
         free_strings(w->notes, w->n_notes);
     }
     free(r->watchers);

@@ -169,17 +169,17 @@ cell(const char *s, size_t w)
 }
 
 struct row {
-    char *col[7];
+    char *col[8];
 };
 
 static void
 print_status(const struct ctl_result *r)
 {
-    static const char *const head[7] = {
-        "ACCOUNT", "MAILBOX", "STATE", "MESSAGES", "ACTED", "LAST SWEEP",
-        "LAST ERROR",
+    static const char *const head[8] = {
+        "ACCOUNT", "MAILBOX", "STATE", "WATCHED BY", "MESSAGES", "ACTED",
+        "LAST SWEEP", "LAST ERROR",
     };
-    size_t n = r->n_watchers, widths[7], i;
+    size_t n = r->n_watchers, widths[8], i;
     struct row *rows = xcalloc(n ? n : 1, sizeof(*rows));
     char up[32];
 
@@ -187,7 +187,7 @@ print_status(const struct ctl_result *r)
     printf("imapsweepd %s, pid %lld, up %s, configuration generation %lld%s\n",
            r->version, r->pid, up, r->generation,
            r->dry_run ? " (dry run)" : "");
-    for (i = 0; i < 7; i++)
+    for (i = 0; i < 8; i++)
         widths[i] = strlen(head[i]);
     for (i = 0; i < n; i++) {
         const struct ctl_result_watcher *w = &r->watchers[i];
@@ -198,7 +198,15 @@ print_status(const struct ctl_result *r)
         rows[i].col[1] = xstrdup(w->mailbox);
         fmt_duration(w->state_s, dur, sizeof(dur));
         rows[i].col[2] = xasprintf("%s %s", w->state, dur);
-        rows[i].col[3] = xasprintf("%lld", w->messages);
+        if (w->last_event_s >= 0) {
+            fmt_duration(w->last_event_s, dur, sizeof(dur));
+            rows[i].col[3] = xasprintf("%s (event %s ago)",
+                                       w->watched_by ? w->watched_by : "-",
+                                       dur);
+        } else {
+            rows[i].col[3] = xstrdup(w->watched_by ? w->watched_by : "-");
+        }
+        rows[i].col[4] = xasprintf("%lld", w->messages);
         buf_init(&b, BUF_NOCAP);
         for (size_t k = 0; k < w->n_counts; k++) {
             if (b.len > 0)
@@ -206,25 +214,25 @@ print_status(const struct ctl_result *r)
             buf_printf(&b, "%s %s %lld", w->counts[k].rule,
                        w->counts[k].kind, w->counts[k].n);
         }
-        rows[i].col[4] = b.len ? buf_steal(&b) : xstrdup("-");
+        rows[i].col[5] = b.len ? buf_steal(&b) : xstrdup("-");
         buf_free(&b);
         if (w->last_sweep != NULL)
-            rows[i].col[5] = xasprintf("%s (%lld ms)", w->last_sweep,
+            rows[i].col[6] = xasprintf("%s (%lld ms)", w->last_sweep,
                                        w->last_sweep_ms);
         else
-            rows[i].col[5] = xstrdup("-");
-        rows[i].col[6] = xstrdup(w->last_error ? w->last_error : "-");
-        for (size_t k = 0; k < 6; k++) {
+            rows[i].col[6] = xstrdup("-");
+        rows[i].col[7] = xstrdup(w->last_error ? w->last_error : "-");
+        for (size_t k = 0; k < 7; k++) {
             if (width(rows[i].col[k]) > widths[k])
                 widths[k] = width(rows[i].col[k]);
         }
     }
-    for (i = 0; i < 7; i++)
-        cell(head[i], i < 6 ? widths[i] : 0);
+    for (i = 0; i < 8; i++)
+        cell(head[i], i < 7 ? widths[i] : 0);
     putchar('\n');
     for (i = 0; i < n; i++) {
-        for (size_t k = 0; k < 7; k++) {
-            cell(rows[i].col[k], k < 6 ? widths[k] : 0);
+        for (size_t k = 0; k < 8; k++) {
+            cell(rows[i].col[k], k < 7 ? widths[k] : 0);
             free(rows[i].col[k]);
         }
         putchar('\n');

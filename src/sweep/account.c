@@ -56,9 +56,78 @@ poller_logged_out(void *arg)
         stop_one_done(a);
 }
 
+static struct watcher *
+find_watcher(const struct account *a, const char *name)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const char *m = watcher_mailbox(a->w[i]);
+
+        if (strcmp(m, name) == 0 ||
+            (util_strcaseeq(m, "INBOX") && util_strcaseeq(name, "INBOX")))
+            return a->w[i];
+    }
+    return NULL;
+}
+
+/* A move or trash target of this account's rules that went away is
+ * reported now, not when a sweep fails on it. */
+static void
+check_targets(struct account *a, const char *name, const char *what)
+{
+    const struct config *c = a->config;
+
+    if (a->acc->trash_mailbox != NULL &&
+        strcmp(a->acc->trash_mailbox, name) == 0)
+        log_ctx_msg(&a->log, LL_WARNING,
+                    "%s, the trash_mailbox, was %s on the server: trash "
+                    "rules will fail until it is there again", name, what);
+    for (size_t i = 0; i < a->acc->n_rules; i++) {
+        const struct rule *r = c->rules[a->acc->rules[i]];
+
+        if (r->action == RULE_ACTION_MOVE && r->target != NULL &&
+            strcmp(r->target, name) == 0)
+            log_ctx_msg(&a->log, LL_WARNING,
+                        "%s, where rule %s moves messages, was %s on the "
+                        "server: the rule will fail until it is there "
+                        "again%s", name, r->name, what,
+                        r->create ? " (it is created again when needed)"
+                                  : "");
+    }
+}
+
+static void
+poller_mailbox_event(void *arg, const char *name, const char *newname)
+{
+    struct account *a = arg;
+    struct watcher *w = find_watcher(a, name);
+    char *why;
+
+    check_targets(a, name, newname != NULL ? "renamed" : "deleted");
+    if (w == NULL || watcher_halted(w))
+        return;
+    if (a->poller != NULL)
+        poller_forget(a->poller, w);
+    if (newname != NULL && a->acc->on_rename == CONFIG_ON_RENAME_FOLLOW) {
+        log_ctx_msg(&a->log, LL_WARNING,
+                    "%s was renamed to %s on the server: watching %s "
+                    "(on_rename: follow; until the next reload)", name,
+                    newname, newname);
+        watcher_rename(w, newname);
+        return;
+    }
+    why = newname != NULL
+              ? xasprintf("renamed to %s on the server; not watched "
+                          "(on_rename: stop)", newname)
+              : xstrdup("deleted on the server; not watched");
+    log_ctx_msg(&a->log, LL_WARNING, "%s: %s", name, why);
+    watcher_halt(w, why);
+    free(why);
+}
+
 static const struct poller_ops account_poller_ops = {
     .watchers = poller_watchers,
     .logged_out = poller_logged_out,
+    .mailbox_event = poller_mailbox_event,
 };
 
 static struct poller *
@@ -129,17 +198,59 @@ has_shared(const struct account *a)
     return false;
 }
 
-/* Decide which watchers are dedicated: the first D in mailbox order. */
+/* Which mailboxes of acc share the account's one shared connection (the
+ * rest get one each), in shared[]: all get their own when they fit in
+ * max_connections and none is idle: false (nor, with notify: on, left to
+ * its default); otherwise max_connections - 1 do, those with idle: true
+ * first, then the ones without the key, in configured order. */
+static void
+budget_split(const struct config_account *acc, bool *shared)
+{
+    size_t budget = acc->max_connections ? acc->max_connections : 1;
+    size_t n = acc->n_mailboxes, given = 0;
+    bool all = n <= budget;
+
+    for (size_t i = 0; i < n; i++) {
+        enum config_idle x = acc->mailbox_idle != NULL ? acc->mailbox_idle[i]
+                                                       : CONFIG_IDLE_AUTO;
+
+        shared[i] = true;
+        if (x == CONFIG_IDLE_NO ||
+            (x == CONFIG_IDLE_AUTO && acc->notify == CONFIG_NOTIFY_ON))
+            all = false;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        enum config_idle want = pass == 0 ? CONFIG_IDLE_YES : CONFIG_IDLE_AUTO;
+
+        if (pass == 1 && acc->notify == CONFIG_NOTIFY_ON && !all)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            enum config_idle x = acc->mailbox_idle != NULL
+                                     ? acc->mailbox_idle[i]
+                                     : CONFIG_IDLE_AUTO;
+
+            if (x == want && (all || given + 1 < budget)) {
+                shared[i] = false;
+                given++;
+            }
+        }
+    }
+}
+
+/* Decide which watchers are dedicated (budget_split). */
 static void
 apply_budget(struct account *a)
 {
-    size_t budget = a->acc->max_connections ? a->acc->max_connections : 1;
-    size_t dedicated = a->n <= budget ? a->n : budget - 1;
+    bool *split = xcalloc(a->acc->n_mailboxes + 1, sizeof(*split));
     bool now_shared = false;
 
+    budget_split(a->acc, split);
     for (size_t i = 0; i < a->n; i++) {
-        bool shared = i >= dedicated;
+        /* a->w is in configured order (account_update) */
+        bool shared = i < a->acc->n_mailboxes ? split[i] : true;
 
+        if (watcher_halted(a->w[i]))
+            continue;
         if (shared == watcher_is_shared(a->w[i]))
             continue;
         /* one the poller may be visiting gets its own connection: the
@@ -160,6 +271,7 @@ apply_budget(struct account *a)
          * soon rather than a poll_interval later */
         poller_sweep_soon(a->poller);
     }
+    free(split);
 }
 
 static struct watcher *
@@ -178,9 +290,8 @@ account_new(const struct watcher_env *env, struct config *config,
             const struct config_account *acc)
 {
     struct account *a = xcalloc(1, sizeof(*a));
-    size_t budget = acc->max_connections ? acc->max_connections : 1;
-    size_t dedicated = acc->n_mailboxes <= budget ? acc->n_mailboxes
-                                                  : budget - 1;
+    bool *split = xcalloc(acc->n_mailboxes + 1, sizeof(*split));
+    bool any_shared = false;
 
     a->env = env;
     a->config = config_ref(config);
@@ -201,9 +312,13 @@ account_new(const struct watcher_env *env, struct config *config,
             free(err);
         }
     }
-    for (size_t i = 0; i < acc->n_mailboxes; i++)
-        add_watcher(a, acc->mailboxes[i], i >= dedicated);
-    if (acc->n_mailboxes > dedicated)
+    budget_split(acc, split);
+    for (size_t i = 0; i < acc->n_mailboxes; i++) {
+        add_watcher(a, acc->mailboxes[i], split[i]);
+        any_shared |= split[i];
+    }
+    free(split);
+    if (any_shared)
         a->poller = account_poller_new(a);
     for (size_t i = 0; i < a->n; i++) {
         if (a->tls_error != NULL) {
@@ -239,6 +354,7 @@ account_update(struct account *a, struct config *config,
                const struct config_account *acc)
 {
     size_t kept = 0;
+    bool added = false;
 
     config_ref(config);
     /* secrets are read again after a reload (the next login) */
@@ -250,12 +366,13 @@ account_update(struct account *a, struct config *config,
 
         for (size_t k = 0; k < acc->n_mailboxes && !keep; k++)
             keep = strcmp(acc->mailboxes[k], watcher_mailbox(w)) == 0;
-        if (keep) {
+        if (keep && !watcher_halted(w)) {
             a->w[kept++] = w;
             continue;
         }
-        log_ctx_msg(&a->log, LL_INFO,
-                    "%s: no longer watched", watcher_mailbox(w));
+        /* one stopped by a deletion or rename starts afresh if listed */
+        log_ctx_msg(&a->log, LL_INFO, "%s: %s", watcher_mailbox(w),
+                    keep ? "watching it again" : "no longer watched");
         if (a->poller != NULL)
             poller_forget(a->poller, w);
         ARRAY_GROW(a->gone, a->cap_gone, a->n_gone + 1);
@@ -282,6 +399,7 @@ account_update(struct account *a, struct config *config,
             log_ctx_msg(&a->log, LL_INFO,
                         "%s: now watched", acc->mailboxes[k]);
             watcher_start(w);
+            added = true;
         }
     }
     /* keep the configured order so the budget split is stable */
@@ -298,6 +416,11 @@ account_update(struct account *a, struct config *config,
         }
     }
     apply_budget(a);
+    /* a new mailbox left to the shared connection is swept soon (with
+     * NOTIFY: the connection arms again; its STATUS lines bring the
+     * visit), not a poll_interval or an idle_refresh later */
+    if (added && a->poller != NULL && has_shared(a))
+        poller_sweep_soon(a->poller);
 }
 
 static void

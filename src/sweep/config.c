@@ -252,6 +252,7 @@ config_account_clear(struct config_account *a)
     for (size_t i = 0; i < a->n_mailboxes; i++)
         free(a->mailboxes[i]);
     free(a->mailboxes);
+    free(a->mailbox_idle);
     free(a->rules);
 }
 
@@ -542,6 +543,7 @@ config_account_conn_differs(const struct config_account *a,
            a->idle_refresh != b->idle_refresh ||
            a->poll_interval != b->poll_interval ||
            a->max_connections != b->max_connections ||
+           a->notify != b->notify ||
            a->reconnect_min != b->reconnect_min ||
            a->reconnect_max != b->reconnect_max;
 }

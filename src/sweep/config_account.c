@@ -38,6 +38,8 @@ static const char *const tls_words[] = {"implicit", "starttls", "none",
 static const char *const auth_words[] = {"auto", "login", "plain",
                                          "xoauth2", "oauthbearer", NULL};
 static const char *const expunge_words[] = {"uid", "mailbox", "none", NULL};
+static const char *const notify_words[] = {"auto", "on", "off", NULL};
+static const char *const on_rename_words[] = {"stop", "follow", NULL};
 
 static const struct conn_field conn_fields[CK_COUNT] = {
     [CK_PORT] = {.name = "port", .type = FT_INT, .min = 1, .max = 65535,
@@ -81,6 +83,11 @@ static const struct conn_field conn_fields[CK_COUNT] = {
                           .min = 1, .max = 86400, .range = "1s-1d",
                           .def = 5 * 60},
     [CK_TRASH_MAILBOX] = {.name = "trash_mailbox", .type = FT_MAILBOX},
+    [CK_NOTIFY] = {.name = "notify", .type = FT_WORD, .words = notify_words,
+                   .expect = "auto, on or off", .def = CONFIG_NOTIFY_AUTO},
+    [CK_ON_RENAME] = {.name = "on_rename", .type = FT_WORD,
+                      .words = on_rename_words, .expect = "stop or follow",
+                      .def = CONFIG_ON_RENAME_STOP},
 };
 
 /* Secret keys, indexed by enum config_secret_kind. */
@@ -567,6 +574,9 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
     a->reconnect_min = conn_num(&acc, &l->defaults, CK_RECONNECT_MIN);
     a->reconnect_max = conn_num(&acc, &l->defaults, CK_RECONNECT_MAX);
     a->trash_mailbox = conn_str(&acc, &l->defaults, CK_TRASH_MAILBOX);
+    a->notify = (enum config_notify)conn_num(&acc, &l->defaults, CK_NOTIFY);
+    a->on_rename =
+        (enum config_on_rename)conn_num(&acc, &l->defaults, CK_ON_RENAME);
 
     if (a->reconnect_min > a->reconnect_max) {
         const struct conn *src =
@@ -613,7 +623,8 @@ parse_account(struct loader *l, const yaml_node_t *map, size_t index)
     if (mailboxes_v == NULL)
         config_error_at(l, map, "%s has no mailboxes", label);
     else if (config_get_mailbox_list(l, mailboxes_v, &a->mailboxes,
-                                     &a->n_mailboxes, NULL) == 1)
+                                     &a->n_mailboxes, NULL,
+                                     &a->mailbox_idle) == 1)
         config_error_at(l, mailboxes_v,
                         "mailboxes must list at least one mailbox");
 
@@ -714,6 +725,12 @@ const char *
 config_auth_name(enum config_auth a)
 {
     return (unsigned)a < ARRAY_SIZE(auth_words) - 1 ? auth_words[a] : "?";
+}
+
+const char *
+config_notify_name(enum config_notify n)
+{
+    return (unsigned)n < ARRAY_SIZE(notify_words) - 1 ? notify_words[n] : "?";
 }
 
 const char *

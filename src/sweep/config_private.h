@@ -37,6 +37,8 @@ enum conn_key {
     CK_RECONNECT_MIN,
     CK_RECONNECT_MAX,
     CK_TRASH_MAILBOX,
+    CK_NOTIFY,
+    CK_ON_RENAME,
     CK_COUNT
 };
 
@@ -160,9 +162,12 @@ int config_get_mailbox(struct loader *l, const char *what,
                        const yaml_node_t *v, bool nullable, char **out);
 /* A mailbox name or a sequence of them, without repeats (INBOX in any case
  * stored as INBOX); an empty sequence is an error. Positions go to *pos_r
- * when asked for (caller frees). */
+ * when asked for (caller frees). With idle_r (an account's list), an item
+ * may also be a mapping {name: X, idle: true|false}; *idle_r gets each
+ * mailbox's setting (INBOX yes unless told; caller frees). */
 int config_get_mailbox_list(struct loader *l, const yaml_node_t *v,
-                            char ***list_r, size_t *n_r, struct pos **pos_r);
+                            char ***list_r, size_t *n_r, struct pos **pos_r,
+                            enum config_idle **idle_r);
 /* An account or rule name: 1 to MAX_NAME_LEN of [A-Za-z0-9._-]. */
 bool config_valid_name(const char *s);
 /* Mailbox names equal, INBOX in any case. */

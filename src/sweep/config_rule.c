@@ -498,7 +498,7 @@ parse_rule(struct loader *l, const yaml_node_t *map, size_t index)
             continue;
         } else if (strcmp(key, "mailboxes") == 0) {
             config_get_mailbox_list(l, v, &r->mailboxes, &r->n_mailboxes,
-                                    &ri->mb_pos);
+                                    &ri->mb_pos, NULL);
         } else if (strcmp(key, "match") == 0) {
             struct pos p = config_node_pos(v);
 

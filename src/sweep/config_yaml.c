@@ -526,14 +526,43 @@ config_mailbox_eq(const char *a, const char *b)
            (util_strcaseeq(a, "INBOX") && util_strcaseeq(b, "INBOX"));
 }
 
+/* An account's mailbox given as a mapping: {name: X, idle: B}. Returns
+ * the name node (NULL: reported) and sets *idle. */
+static const yaml_node_t *
+mailbox_item(struct loader *l, const yaml_node_t *map, enum config_idle *idle)
+{
+    static const char *const keys[] = {"name", "idle"};
+    const yaml_node_t *name = NULL;
+    struct entry *e;
+    size_t n = config_map_entries(l, map, &e);
+    bool b;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(e[i].key, "name") == 0)
+            name = e[i].vnode;
+        else if (strcmp(e[i].key, "idle") == 0) {
+            if (config_get_bool(l, "idle", e[i].vnode, &b) == 0)
+                *idle = b ? CONFIG_IDLE_YES : CONFIG_IDLE_NO;
+        } else
+            config_unknown_key(l, &e[i], "in mailbox", keys,
+                               ARRAY_SIZE(keys));
+    }
+    free(e);
+    if (name == NULL)
+        config_error_at(l, map, "a mailbox given as a mapping needs a name");
+    return name;
+}
+
 int
 config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
-                        size_t *n_r, struct pos **pos_r)
+                        size_t *n_r, struct pos **pos_r,
+                        enum config_idle **idle_r)
 {
     const yaml_node_item_t *items;
     size_t n_items;
     char **list;
     struct pos *pos;
+    enum config_idle *idle;
     size_t n = 0;
     bool bad = false;
 
@@ -558,15 +587,22 @@ config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
     }
     list = xcalloc(n_items, sizeof(*list));
     pos = xcalloc(n_items, sizeof(*pos));
+    idle = xcalloc(n_items, sizeof(*idle));
     for (size_t i = 0; i < n_items; i++) {
         const yaml_node_t *item =
             items == NULL ? v : config_visit(l, items[i]);
+        enum config_idle ix = CONFIG_IDLE_AUTO;
         char *name = NULL;
         size_t j;
 
         if (item == NULL) {
             bad = true;
             break;
+        }
+        if (idle_r != NULL && item->type == YAML_MAPPING_NODE &&
+            (item = mailbox_item(l, item, &ix)) == NULL) {
+            bad = true;
+            continue;
         }
         if (config_get_mailbox(l, "mailbox", item, false, &name) < 0) {
             bad = true;
@@ -585,9 +621,13 @@ config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
             continue;
         }
         /* INBOX is case-insensitive (RFC 3501): one spelling downstream */
-        if (util_strcaseeq(name, "INBOX"))
+        if (util_strcaseeq(name, "INBOX")) {
             memcpy(name, "INBOX", 5);
+            if (ix == CONFIG_IDLE_AUTO)
+                ix = CONFIG_IDLE_YES;
+        }
         pos[n] = config_node_pos(item);
+        idle[n] = ix;
         list[n++] = name;
     }
     if (bad) {
@@ -595,6 +635,7 @@ config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
             free(list[i]);
         free(list);
         free(pos);
+        free(idle);
         return -1;
     }
     *list_r = list;
@@ -603,5 +644,9 @@ config_get_mailbox_list(struct loader *l, const yaml_node_t *v, char ***list_r,
         *pos_r = pos;
     else
         free(pos);
+    if (idle_r != NULL)
+        *idle_r = idle;
+    else
+        free(idle);
     return 0;
 }

@@ -1,51 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-#include "poller.h"
+#include "poller_private.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "backoff.h"
-#include "imap_utf7.h"
 #include "session.h"
 #include "util.h"
 
-enum poller_state {
-    PS_DOWN,
-    PS_CONNECTING,
-    PS_STATUS,
-    PS_VISITING,
-    PS_WAITING,
-    PS_BACKOFF,
-    PS_STOPPING,
-};
-
-struct poller {
-    const struct watcher_env *env;
-    struct config *config;       /* a reference: acc is one of its accounts */
-    const struct config_account *acc;
-    struct tls_ctx *tls;
-    struct secret_cache *secrets;   /* borrowed, like tls */
-    const struct log_ctx *log;   /* the account's */
-    const struct poller_ops *ops;
-    void *arg;
-    enum poller_state st;
-    struct session *session;
-    struct imap_conn *conn;
-    uv_timer_t timer;
-    /* Every watcher the poller keeps is a reference (watcher_ref): the
-     * queue's entries, the one being visited and each STATUS in flight. A
-     * watcher the owner dropped meanwhile (watcher_gone) is skipped. */
-    struct watcher **queue;      /* to visit in this cycle */
-    size_t n_queue, cap_queue, pos;
-    struct watcher *current;
-    unsigned status_pending;
-    unsigned failures;
-    bool again;                  /* a sweep was asked for during a cycle */
-};
-
-static void poller_cycle(struct poller *p);
 static void poller_connect(struct poller *p);
-static void visit_next(struct poller *p);
 
 /* --- the watchers it holds ------------------------------------------------ */
 
@@ -68,8 +31,8 @@ abort_visit(struct poller *p)
     }
 }
 
-static void
-clear_queue(struct poller *p)
+void
+poller_clear_queue(struct poller *p)
 {
     for (size_t i = 0; i < p->n_queue; i++)
         watcher_unref(p->queue[i]);
@@ -79,8 +42,8 @@ clear_queue(struct poller *p)
 
 /* --- the cycle ----------------------------------------------------------- */
 
-static void
-set_shared_states(struct poller *p, enum watcher_state st, const char *err)
+void
+poller_set_shared_states(struct poller *p, enum watcher_state st, const char *err)
 {
     size_t n;
     struct watcher *const *w = p->ops->watchers(p->arg, &n);
@@ -91,17 +54,19 @@ set_shared_states(struct poller *p, enum watcher_state st, const char *err)
     }
 }
 
-static void
-on_poll_timer(uv_timer_t *t)
+void
+poller_on_timer(uv_timer_t *t)
 {
     struct poller *p = t->data;
 
     if (p->st == PS_BACKOFF || p->st == PS_DOWN)
         poller_connect(p);
+    else if (p->st == PS_VISITING && p->current == NULL)
+        poller_visit_next(p); /* the visit was abandoned (poller_forget) */
+    else if (p->notify)
+        poller_notify_timer(p);
     else if (p->st == PS_WAITING)
         poller_cycle(p);
-    else if (p->st == PS_VISITING && p->current == NULL)
-        visit_next(p); /* the visit was abandoned (poller_forget) */
 }
 
 static void
@@ -109,11 +74,11 @@ visit_done(struct watcher *w, bool ok, void *arg)
 {
     (void)w;
     (void)ok;
-    visit_next(arg);
+    poller_visit_next(arg);
 }
 
-static void
-visit_next(struct poller *p)
+void
+poller_visit_next(struct poller *p)
 {
     drop_current(p);
     if (p->st == PS_STOPPING)
@@ -123,16 +88,31 @@ visit_next(struct poller *p)
 
         p->queue[p->pos++] = NULL;
         /* dropped by a reload meanwhile, or no longer shared */
-        if (w == NULL || watcher_gone(w) || !watcher_is_shared(w)) {
+        if (w == NULL || watcher_gone(w) || !watcher_is_shared(w) ||
+            watcher_halted(w)) {
             watcher_unref(w);
             continue;
         }
         p->st = PS_VISITING;
         p->current = w;       /* the queue's reference moves here */
+        if (p->notify) {
+            size_t i;
+
+            for (i = 0; i < p->n_visited && p->visited[i] != w; i++)
+                ;
+            if (i == p->n_visited) {
+                ARRAY_GROW(p->visited, p->cap_visited, p->n_visited + 1);
+                p->visited[p->n_visited++] = watcher_ref(w);
+            }
+        }
         watcher_visit(w, p->conn, p->env->once, visit_done, p);
         return;
     }
     p->failures = 0;
+    if (p->notify) {
+        poller_notify_drained(p);
+        return;
+    }
     if (p->env->once) {
         p->st = PS_STOPPING;
         session_logout(p->session);
@@ -141,21 +121,21 @@ visit_next(struct poller *p)
     p->st = PS_WAITING;
     if (p->again) {
         p->again = false;
-        uv_timer_start(&p->timer, on_poll_timer, 0, 0);
+        uv_timer_start(&p->timer, poller_on_timer, 0, 0);
     } else {
-        uv_timer_start(&p->timer, on_poll_timer,
+        uv_timer_start(&p->timer, poller_on_timer,
                        p->acc->poll_interval * 1000, 0);
     }
 }
 
-static struct watcher *
-shared_by_name(struct poller *p, const char *name)
+struct watcher *
+poller_shared_by_name(struct poller *p, const char *name)
 {
     size_t n;
     struct watcher *const *w = p->ops->watchers(p->arg, &n);
 
     for (size_t i = 0; i < n; i++) {
-        if (watcher_is_shared(w[i]) &&
+        if (watcher_is_shared(w[i]) && !watcher_halted(w[i]) &&
             (strcmp(watcher_mailbox(w[i]), name) == 0 ||
              (util_strcaseeq(name, "INBOX") &&
               util_strcaseeq(watcher_mailbox(w[i]), "INBOX"))))
@@ -164,8 +144,8 @@ shared_by_name(struct poller *p, const char *name)
     return NULL;
 }
 
-static void
-enqueue(struct poller *p, struct watcher *w)
+void
+poller_enqueue(struct poller *p, struct watcher *w)
 {
     for (size_t i = 0; i < p->n_queue; i++) {
         if (p->queue[i] == w)
@@ -188,40 +168,8 @@ status_untagged(struct imap_conn *c, const struct imap_response *r,
                 void *arg)
 {
     /* the command's argument is its status_req, not the poller */
-    struct poller *p = ((struct status_req *)arg)->p;
-    const char *name;
-    size_t len;
-    const struct imap_arg *items, *it;
-    uint32_t messages = 0, uidnext = 0, uidvalidity = 0;
-    struct buf dec;
-    struct watcher *w;
-
-    if (r->name == NULL || strcmp(r->name, "STATUS") != 0 ||
-        !imap_arg_get_astring(r->args, &name, &len))
-        return false;
-    items = r->args->next;
-    if (items == NULL || items->type != IMAP_ARG_LIST)
-        return true;
-    for (it = items->list; it != NULL && it->next != NULL;
-         it = it->next->next) {
-        if (imap_arg_is_atom(it, "MESSAGES"))
-            imap_arg_get_u32(it->next, &messages);
-        else if (imap_arg_is_atom(it, "UIDNEXT"))
-            imap_arg_get_u32(it->next, &uidnext);
-        else if (imap_arg_is_atom(it, "UIDVALIDITY"))
-            imap_arg_get_u32(it->next, &uidvalidity);
-    }
-    buf_init(&dec, BUF_NOCAP);
-    if (imap_conn_utf8(c) || imap_utf7_decode(name, len, &dec) < 0) {
-        buf_reset(&dec);
-        buf_append(&dec, name, len);
-    }
-    w = shared_by_name(p, buf_cstr(&dec));
-    buf_free(&dec);
-    if (w != NULL && watcher_status_changed(w, uidnext, uidvalidity,
-                                            messages))
-        enqueue(p, w);
-    return true;
+    (void)c;
+    return poller_status_line(((struct status_req *)arg)->p, r, false);
 }
 
 static void
@@ -245,24 +193,63 @@ status_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
         return;
     if (--p->status_pending == 0 && p->st == PS_STATUS) {
         p->pos = 0;
-        visit_next(p);
+        poller_visit_next(p);
     }
 }
 
-static void
+bool
+poller_send_status(struct poller *p, struct watcher *w)
+{
+    struct imap_build *b = imap_conn_build(p->conn);
+    struct status_req *req = xmalloc(sizeof(*req));
+    struct imap_cmd_opts o;
+
+    req->p = p;
+    req->w = watcher_ref(w);
+    imap_build_atom(b, "STATUS");
+    imap_build_mailbox(b, watcher_mailbox(w));
+    imap_build_list_open(b);
+    imap_build_atom(b, "MESSAGES");
+    imap_build_atom(b, "UIDNEXT");
+    imap_build_atom(b, "UIDVALIDITY");
+    imap_build_list_close(b);
+    o = (struct imap_cmd_opts){.done = status_done,
+                               .untagged = status_untagged, .arg = req};
+    if (imap_conn_submit(p->conn, b, &o) < 0) {
+        watcher_unref(req->w);
+        free(req);
+        return false;
+    }
+    p->status_pending++;
+    return true;
+}
+
+void
+poller_set_notified(struct poller *p, bool notified)
+{
+    size_t n;
+    struct watcher *const *w = p->ops->watchers(p->arg, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        if (watcher_is_shared(w[i]))
+            watcher_set_notified(w[i], notified);
+    }
+}
+
+void
 poller_cycle(struct poller *p)
 {
     size_t n;
     struct watcher *const *w = p->ops->watchers(p->arg, &n);
 
-    clear_queue(p);
+    poller_clear_queue(p);
     if (p->env->once) {
         /* every shared mailbox, fully */
         for (size_t i = 0; i < n; i++) {
             if (watcher_is_shared(w[i]))
-                enqueue(p, w[i]);
+                poller_enqueue(p, w[i]);
         }
-        visit_next(p);
+        poller_visit_next(p);
         return;
     }
     p->st = PS_STATUS;
@@ -276,34 +263,11 @@ poller_cycle(struct poller *p)
         imap_conn_submit(p->conn, b, NULL);
     }
     for (size_t i = 0; i < n; i++) {
-        struct imap_build *b;
-        struct status_req *req;
-        struct imap_cmd_opts o;
-
-        if (!watcher_is_shared(w[i]))
-            continue;
-        b = imap_conn_build(p->conn);
-        req = xmalloc(sizeof(*req));
-        req->p = p;
-        req->w = watcher_ref(w[i]);
-        imap_build_atom(b, "STATUS");
-        imap_build_mailbox(b, watcher_mailbox(w[i]));
-        imap_build_list_open(b);
-        imap_build_atom(b, "MESSAGES");
-        imap_build_atom(b, "UIDNEXT");
-        imap_build_atom(b, "UIDVALIDITY");
-        imap_build_list_close(b);
-        o = (struct imap_cmd_opts){.done = status_done,
-                                   .untagged = status_untagged, .arg = req};
-        if (imap_conn_submit(p->conn, b, &o) < 0) {
-            watcher_unref(req->w);
-            free(req);
-            continue;
-        }
-        p->status_pending++;
+        if (watcher_is_shared(w[i]) && !watcher_halted(w[i]))
+            poller_send_status(p, w[i]);
     }
     if (p->status_pending == 0)
-        visit_next(p);
+        poller_visit_next(p);
 }
 
 /* --- the connection ------------------------------------------------------ */
@@ -314,8 +278,9 @@ p_ready(struct session *s, void *arg)
     struct poller *p = arg;
 
     p->conn = session_conn(s);
-    set_shared_states(p, WATCHER_POLLING, NULL);
-    poller_cycle(p);
+    poller_set_shared_states(p, WATCHER_POLLING, NULL);
+    if (!poller_notify_ready(p))
+        poller_cycle(p);
 }
 
 static void
@@ -324,6 +289,8 @@ p_untagged(struct session *s, const struct imap_response *r, void *arg)
     struct poller *p = arg;
 
     (void)s;
+    if (p->notify && poller_notify_untagged(p, r))
+        return;
     if (p->current != NULL)
         watcher_conn_event(p->current, r);
 }
@@ -333,6 +300,7 @@ p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
 {
     struct poller *p = arg;
     uint64_t delay;
+    bool was_notify;
 
     session_free(s);
     p->session = NULL;
@@ -341,14 +309,21 @@ p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
         watcher_visit_abort(p->current, err ? msg : NULL);
         drop_current(p);
     }
-    clear_queue(p);
+    poller_clear_queue(p);
+    poller_notify_reset(p);
+    was_notify = p->notify;
+    p->notify = false;
+    if (p->st == PS_REFUSED) {
+        p->st = PS_DOWN;
+        return;
+    }
     if (p->st == PS_STOPPING) {
         p->st = PS_DOWN;
         p->ops->logged_out(p->arg);
         return;
     }
     if (p->env->once) {
-        set_shared_states(p, WATCHER_ERROR, msg);
+        poller_set_shared_states(p, WATCHER_ERROR, msg);
         p->st = PS_DOWN;
         return;
     }
@@ -356,12 +331,12 @@ p_closed(struct session *s, int err, const char *msg, bool auth, void *arg)
                  : backoff_delay_ms(p->failures, p->acc->reconnect_min * 1000,
                                     p->acc->reconnect_max * 1000);
     p->failures++;
-    log_ctx_msg(p->log, LL_WARNING,
-                "polling connection: %s; reconnecting in %.1fs", msg,
+    log_ctx_msg(p->log, LL_WARNING, "%s connection: %s; reconnecting in %.1fs",
+                was_notify ? "event" : "polling", msg,
                 (double)delay / 1000.0);
-    set_shared_states(p, WATCHER_BACKOFF, msg);
+    poller_set_shared_states(p, WATCHER_BACKOFF, msg);
     p->st = PS_BACKOFF;
-    uv_timer_start(&p->timer, on_poll_timer, delay, 0);
+    uv_timer_start(&p->timer, poller_on_timer, delay, 0);
 }
 
 static const struct session_events poller_events = {
@@ -374,7 +349,7 @@ static void
 poller_connect(struct poller *p)
 {
     p->st = PS_CONNECTING;
-    set_shared_states(p, WATCHER_CONNECTING, NULL);
+    poller_set_shared_states(p, WATCHER_CONNECTING, NULL);
     p->session = session_new(&p->env->session, p->config, p->acc, p->tls,
                              p->secrets, NULL, &poller_events, p);
 }
@@ -441,7 +416,7 @@ poller_forget(struct poller *p, struct watcher *w)
         /* go on with the rest of the cycle, from the loop: the owner is
          * in the middle of changing its watchers */
         if (p->st == PS_VISITING)
-            uv_timer_start(&p->timer, on_poll_timer, 0, 0);
+            uv_timer_start(&p->timer, poller_on_timer, 0, 0);
     }
     for (size_t q = p->pos; q < p->n_queue; q++) {
         if (p->queue[q] == w) {
@@ -454,8 +429,19 @@ poller_forget(struct poller *p, struct watcher *w)
 void
 poller_sweep_soon(struct poller *p)
 {
+    if (p->refused) {
+        poller_notify_show_refusal(p); /* for mailboxes new to it */
+        return;
+    }
+    if (p->notify) {
+        /* NOTIFY SET again: its STATUS lines show what is due */
+        p->rearm_due = true;
+        if (p->st == PS_LISTENING)
+            uv_timer_start(&p->timer, poller_on_timer, 0, 0);
+        return;
+    }
     if (p->st == PS_WAITING)
-        uv_timer_start(&p->timer, on_poll_timer, 0, 0);
+        uv_timer_start(&p->timer, poller_on_timer, 0, 0);
     else
         p->again = true;
 }
@@ -465,7 +451,8 @@ poller_stop(struct poller *p)
 {
     uv_timer_stop(&p->timer);
     abort_visit(p);
-    clear_queue(p);
+    poller_clear_queue(p);
+    poller_notify_reset(p);
     if (p->session == NULL)
         return false;
     p->st = PS_STOPPING;
@@ -479,6 +466,7 @@ on_poller_timer_closed(uv_handle_t *h)
     struct poller *p = h->data;
 
     free(p->queue);
+    free(p->visited);
     free(p);
 }
 
@@ -488,7 +476,8 @@ poller_free(struct poller *p)
     if (p == NULL)
         return;
     abort_visit(p);
-    clear_queue(p);
+    poller_clear_queue(p);
+    poller_notify_reset(p);
     /* cancels the STATUS commands in flight: their references go */
     session_free(p->session);
     p->session = NULL;

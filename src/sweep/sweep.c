@@ -98,7 +98,8 @@ sweep_bound(struct sweep *s)
 
     if (exists > s->exists_max)
         s->exists_max = exists;
-    return s->exists_max;
+    return s->exists_max < SWEEP_MAX_MESSAGES ? s->exists_max
+                                              : SWEEP_MAX_MESSAGES;
 }
 
 void
@@ -124,6 +125,12 @@ sweep_uids_plausible(struct sweep *s, uint64_t n, uint32_t max,
     uint32_t bound = sweep_bound(s);
     uint32_t uidnext = imap_conn_mailbox(s->p.conn)->uidnext;
 
+    if (n > bound && bound == SWEEP_MAX_MESSAGES) {
+        sweep_violation(s, "%s holds %llu UIDs, more than the %u messages "
+                           "a sweep handles in one mailbox", what,
+                        (unsigned long long)n, bound);
+        return false;
+    }
     if (n > bound) {
         sweep_violation(s, "%s holds %llu UIDs, more than the %u message%s "
                            "the mailbox has", what, (unsigned long long)n,
@@ -217,11 +224,14 @@ sweep_mailbox_unchanged(struct sweep *s)
 {
     const struct imap_mailbox_info *mb = imap_conn_mailbox(s->p.conn);
 
-    if (!mb->selected || mb->uidvalidity != s->p.uidvalidity) {
+    if (!mb->selected || mb->uidvalidity != s->p.uidvalidity ||
+        mb->uidvalidity_changes != s->uidvalidity_changes) {
         sweep_set_error(s, ERR_UIDVALIDITY,
-                        "UIDVALIDITY changed from %u to %u during the sweep: "
-                        "nothing acted on, the mailbox will be swept again",
-                        s->p.uidvalidity, mb->uidvalidity);
+                        "UIDVALIDITY changed from %u to %u%s during the "
+                        "sweep: nothing acted on, the mailbox will be swept "
+                        "again", s->p.uidvalidity, mb->uidvalidity,
+                        mb->uidvalidity == s->p.uidvalidity ? " and back"
+                                                            : "");
         return false;
     }
     return true;
@@ -587,6 +597,7 @@ sweep_start(const struct sweep_params *p, sweep_done_cb *cb, void *arg)
     time_t now = time(NULL);
 
     s->p = *p;
+    s->uidvalidity_changes = imap_conn_mailbox(p->conn)->uidvalidity_changes;
     s->config = config_ref(p->config);
     s->account = xstrdup(p->account->name);
     s->mailbox = xstrdup(p->mailbox);

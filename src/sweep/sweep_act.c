@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* sweep, phase 6: the actions, batched over chunked UID sets with the
- * UIDVALIDITY re-checked before every command; the audit lines for what was
- * acted on. Where trash goes is found by sweep_trash.c. */
+/* sweep, phase 6: the actions, batched over chunked UID sets sent one
+ * chunk at a time, the UIDVALIDITY re-checked before each (a change
+ * reported in the reply to one chunk stops the rest); the audit lines for
+ * what was acted on. Where trash goes is found by sweep_trash.c. */
 #include "sweep_private.h"
 
 #include <stdarg.h>
@@ -27,6 +28,8 @@ struct batch {
     struct uidset todo;     /* what the step covers */
     struct uidset ok;       /* chunks the server accepted */
     struct uidset retry;    /* chunks refused with TRYCREATE */
+    struct uidset sending;  /* what batch_send was given */
+    size_t pos;             /* its next chunk (uidset_next_chunk) */
     unsigned outstanding;
     bool failed;
     bool created;           /* CREATE already tried once */
@@ -193,6 +196,7 @@ sweep_batch_free(struct batch *b)
     uidset_free(&b->todo);
     uidset_free(&b->ok);
     uidset_free(&b->retry);
+    uidset_free(&b->sending);
     free(b);
 }
 
@@ -202,8 +206,7 @@ struct chunk_req {
     struct uidset chunk;
 };
 
-static void batch_send(struct sweep *s, struct batch *b,
-                       const struct uidset *set);
+static void batch_send_next(struct sweep *s, struct batch *b);
 
 static void
 batch_chunk_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
@@ -229,7 +232,7 @@ batch_chunk_done(struct imap_conn *c, const struct imap_reply *r, void *arg)
     free(req);
     b->outstanding--;
     if (b->outstanding == 0 && s->batch == b && !s->detached)
-        b->next(s, b);
+        batch_send_next(s, b);
     sweep_cmd_finished(s);
 }
 
@@ -278,32 +281,42 @@ build_action(struct sweep *s, struct batch *b, const struct uidset *chunk)
     return bd;
 }
 
+/* Send the next chunk of b->sending, only once the previous one is
+ * answered and the mailbox is still the one searched: a pipelined chunk
+ * would name UIDs of another mailbox generation if the reply to the one
+ * before it said the UIDVALIDITY changed. With nothing (more) to send,
+ * move on (the next step checks sweep_stopped()). */
+static void
+batch_send_next(struct sweep *s, struct batch *b)
+{
+    struct chunk_req *req;
+
+    if (!sweep_stopped(s) && sweep_mailbox_unchanged(s)) {
+        req = xcalloc(1, sizeof(*req));
+        uidset_init(&req->chunk);
+        if (uidset_next_chunk(&b->sending, &b->pos, s->p.max_set_len,
+                              &req->chunk)) {
+            req->s = s;
+            req->b = b;
+            b->outstanding++;
+            if (sweep_submit(s, build_action(s, b, &req->chunk),
+                             batch_chunk_done, NULL, NULL, req) == 0)
+                return;
+            b->outstanding--;
+        }
+        uidset_free(&req->chunk);
+        free(req);
+    }
+    if (b->outstanding == 0 && s->batch == b)
+        b->next(s, b);
+}
+
 static void
 batch_send(struct sweep *s, struct batch *b, const struct uidset *set)
 {
-    struct uidset chunk;
-    size_t pos = 0;
-
-    uidset_init(&chunk);
-    while (!sweep_stopped(s) && sweep_mailbox_unchanged(s) &&
-           uidset_next_chunk(set, &pos, s->p.max_set_len, &chunk)) {
-        struct chunk_req *req = xcalloc(1, sizeof(*req));
-        struct imap_build *bd = build_action(s, b, &chunk);
-
-        req->s = s;
-        req->b = b;
-        uidset_init(&req->chunk);
-        uidset_copy(&req->chunk, &chunk);
-        b->outstanding++;
-        if (sweep_submit(s, bd, batch_chunk_done, NULL, NULL, req) < 0) {
-            b->outstanding--;
-            uidset_free(&req->chunk);
-            free(req);
-        }
-    }
-    uidset_free(&chunk);
-    if (b->outstanding == 0 && s->batch == b)
-        b->next(s, b); /* nothing sent: move on (sweep_stopped() is checked) */
+    uidset_copy(&b->sending, set);
+    b->pos = 0;
+    batch_send_next(s, b);
 }
 
 static struct batch *
@@ -318,6 +331,7 @@ batch_new(struct sweep *s, struct sweep_rule *sr, const char *verb,
     uidset_init(&b->todo);
     uidset_init(&b->ok);
     uidset_init(&b->retry);
+    uidset_init(&b->sending);
     uidset_copy(&b->todo, set);
     if (s->batch != NULL)
         sweep_batch_free(s->batch);

@@ -231,7 +231,8 @@ apply_duplicates(const struct sweep_store *st, const struct sweep_rule *sr,
             keys[n++] = k;
         }
     }
-    qsort(keys, n, sizeof(*keys), cmp_dupkey);
+    if (n > 1) /* keys is NULL when no message has a key */
+        qsort(keys, n, sizeof(*keys), cmp_dupkey);
     /* in key order, not UID order: collected, then built sorted */
     dups = xmalloc((n ? n : 1) * sizeof(*dups));
     for (size_t i = 1; i < n; i++) {

@@ -90,6 +90,8 @@ struct sweep {
     /* the most messages the mailbox has held since the sweep began: no
      * UID set the server sends can honestly be larger (sweep_bound) */
     uint32_t exists_max;
+    /* imap_mailbox_info.uidvalidity_changes when the sweep began */
+    uint32_t uidvalidity_changes;
     bool reverting;         /* taking back \Deleted after a cancel */
     unsigned outstanding;   /* commands submitted and not completed */
     enum sweep_phase phase;
@@ -134,11 +136,16 @@ sweep_stopped(const struct sweep *s)
     return (s->cancelled && !s->reverting) || s->detached || s->err != 0;
 }
 
+/* The most messages a sweep handles in one mailbox. The EXISTS is the
+ * server's word: a liar's "* 4294967295 EXISTS" must not let it name four
+ * billion UIDs (records of 3 GB, loops of minutes). */
+#define SWEEP_MAX_MESSAGES 1000000u
+
 /* The most messages the mailbox has held since the sweep began (the
- * connection's EXISTS, as it rose). Every UID set from the server is
- * checked against it as it arrives, so that every later expansion of a
- * set UID by UID (records, evaluation, audit lines) is bounded by what the
- * mailbox can hold. */
+ * connection's EXISTS, as it rose), at most SWEEP_MAX_MESSAGES. Every UID
+ * set from the server is checked against it as it arrives, so that every
+ * later expansion of a set UID by UID (records, evaluation, audit lines)
+ * is bounded by what the mailbox can hold. */
 uint32_t sweep_bound(struct sweep *s);
 /* The server said something the mailbox cannot hold: record
  * ERR_PROTOCOL and end the connection (imap_conn_abort: from the loop,

@@ -516,6 +516,7 @@ select_reply(struct watcher *w, struct imap_conn *c,
     }
     w->uidvalidity = mb->uidvalidity;
     w->exists = mb->exists;
+    w->uidnext_seen = mb->uidnext;
     w->need_reselect = false;
     free(w->caps);
     w->caps = xstrdup(imap_conn_caps(c));
@@ -582,6 +583,7 @@ watcher_handle_event(struct watcher *w, const struct imap_response *r)
         if (strcmp(r->name, "EXISTS") == 0) {
             bool more = r->number > w->exists;
 
+            w->last_event = (uint64_t)time(NULL);
             w->exists = r->number;
             watcher_changed(w);
             if (!more || w->state == WATCHER_SELECTING)
@@ -928,6 +930,13 @@ watcher_status(const struct watcher *w, struct watcher_status *st)
     st->state = w->state;
     st->state_since = w->state_since;
     st->shared = w->shared;
+    if (w->shared)
+        st->via = w->notified ? WATCHER_VIA_NOTIFY : WATCHER_VIA_POLL;
+    else
+        st->via = w->conn != NULL && !imap_conn_has_cap(w->conn, "IDLE")
+                      ? WATCHER_VIA_POLL
+                      : WATCHER_VIA_IDLE;
+    st->last_event = w->last_event;
     st->capabilities = w->caps ? w->caps : "";
     st->uidvalidity = w->uidvalidity;
     st->messages = w->exists;

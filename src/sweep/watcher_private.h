@@ -55,6 +55,7 @@ struct watcher {
     struct idle_beat beat;      /* does the server's IDLE only poll? */
     uint64_t beat_idle_since;   /* the IDLE last sampled (one per IDLE) */
     uint32_t uidvalidity, uid_swept, exists;
+    uint32_t uidnext_seen;      /* UIDNEXT when last selected (0: unknown) */
     bool swept_once;
     uv_timer_t timer;
     enum timer_kind timer_kind;
@@ -79,6 +80,10 @@ struct watcher {
     void (*visit_done)(struct watcher *w, bool ok, void *arg);
     void *visit_arg;
     bool once_reported;
+    /* NOTIFY: the event connection covers this shared watcher */
+    bool notified;
+    uint64_t last_event;        /* seconds since the epoch; 0: none */
+    bool halted;                /* watcher_halt(): deleted or renamed */
 };
 
 /* The watcher stops using its current connection: a reply to a command
@@ -103,6 +108,9 @@ void watcher_start_connect(struct watcher *w);
 void watcher_finish_visit(struct watcher *w, bool ok);
 /* Ask the owner to publish the status again. */
 void watcher_changed(struct watcher *w);
+/* Give up the dedicated connection (LOGOUT after what is in flight; the
+ * sweep is detached). */
+void watcher_retire_session(struct watcher *w);
 
 /* watcher_idle.c */
 /* An untagged response on the watcher's own connection: if the server

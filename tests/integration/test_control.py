@@ -502,10 +502,13 @@ class ControlSocketTest(unittest.TestCase):
                 self.assertIsNotNone(m, lines[0])
                 self.assertEqual(m.group(1), daemon_version())
                 self.assertEqual(int(m.group(2)), self.d.pid)
-                self.assertRegex(lines[1], r"^ACCOUNT +MAILBOX +STATE +MESSAGES +ACTED +LAST SWEEP +LAST ERROR *$")
+                self.assertRegex(lines[1], r"^ACCOUNT +MAILBOX +STATE +WATCHED BY +MESSAGES +ACTED +LAST SWEEP +LAST ERROR *$")
                 row = lines[2].split()
                 self.assertEqual(row[:3], ["main", "INBOX", "idle"], lines[2])
-                self.assertEqual(int(row[4]), self.main_watcher()["messages"])
+                at = lines[1].index("WATCHED BY")
+                self.assertEqual(lines[2][at:].split()[0], "idle", lines[2])
+                at = lines[1].index("MESSAGES")
+                self.assertEqual(int(lines[2][at:].split()[0]), self.main_watcher()["messages"])
 
     def test_ctl_json(self) -> None:
         r = ctl("-s", self.sock, "--json", "status")

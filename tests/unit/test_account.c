@@ -337,7 +337,10 @@ test_reload_makes_visited_mailbox_dedicated(void **state)
     t_fetch = expect_cmd(poll, "UID FETCH * (UID)");
     t_search = expect_cmd(poll, SEARCH_CRON);
 
-    reload(&w, a, DEFAULTS ACCOUNT("[Cron, INBOX, Other]", "2")
+    /* INBOX (first in line for a connection of its own unless told) is
+     * told idle: false */
+    reload(&w, a, DEFAULTS ACCOUNT("[Cron, {name: INBOX, idle: false}, "
+                                   "Other]", "2")
                       CRON_DELETE);
     /* INBOX is shared now: its connection logs out */
     expect_line(inbox, "DONE");

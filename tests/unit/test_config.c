@@ -327,6 +327,10 @@ test_builtin_defaults(void **state)
     assert_int_equal(a->reconnect_min, 1);
     assert_int_equal(a->reconnect_max, 300);
     assert_null(a->trash_mailbox);
+    assert_int_equal(a->notify, CONFIG_NOTIFY_AUTO);
+    assert_int_equal(a->on_rename, CONFIG_ON_RENAME_STOP);
+    assert_int_equal(a->n_mailboxes, 1);
+    assert_int_equal(a->mailbox_idle[0], CONFIG_IDLE_YES);
     assert_int_equal(a->secret.kind, CONFIG_SECRET_ENV);
     assert_int_equal(d.n_warnings, 0);
     config_unref(c);
@@ -807,6 +811,70 @@ test_move_without_target(void **state)
                   "keyword without a backslash)");
 }
 
+/* notify, on_rename (also from defaults) and a mailbox's idle */
+static void
+test_notify_keys(void **state)
+{
+    struct config_diag d;
+    struct config *c = load_ok(
+        "defaults: {notify: off, on_rename: follow}\n"
+        "accounts:\n"
+        "  - name: a\n"
+        "    host: h\n"
+        "    user: u\n"
+        "    password_env: P\n"
+        "    notify: on\n"
+        "    mailboxes:\n"
+        "      - Lists\n"
+        "      - {name: inbox}\n"
+        "      - {name: Hot, idle: true}\n"
+        "      - {name: Cold, idle: false}\n"
+        "      - {name: INBOX/x, idle: false}\n"
+        "  - {name: b, host: h, user: u, password_env: P,\n"
+        "     mailboxes: [{name: INBOX, idle: false}, X]}\n" RULE, &d);
+    const struct config_account *a = &c->accounts[0], *b = &c->accounts[1];
+
+    (void)state;
+    assert_int_equal(a->notify, CONFIG_NOTIFY_ON);
+    assert_int_equal(a->on_rename, CONFIG_ON_RENAME_FOLLOW);
+    assert_string_equal(config_notify_name(a->notify), "on");
+    assert_int_equal(a->n_mailboxes, 5);
+    assert_string_equal(a->mailboxes[1], "INBOX");
+    assert_int_equal(a->mailbox_idle[0], CONFIG_IDLE_AUTO);
+    assert_int_equal(a->mailbox_idle[1], CONFIG_IDLE_YES);
+    assert_int_equal(a->mailbox_idle[2], CONFIG_IDLE_YES);
+    assert_int_equal(a->mailbox_idle[3], CONFIG_IDLE_NO);
+    assert_int_equal(a->mailbox_idle[4], CONFIG_IDLE_NO);
+    assert_int_equal(b->notify, CONFIG_NOTIFY_OFF);
+    assert_int_equal(b->mailbox_idle[0], CONFIG_IDLE_NO);
+    assert_int_equal(b->mailbox_idle[1], CONFIG_IDLE_AUTO);
+    assert_true(config_account_conn_differs(a, b) ||
+                a->notify != b->notify);
+    config_unref(c);
+    config_diag_free(&d);
+
+    EXPECT_ERRORS("defaults: {notify: yes}\n" ACCOUNT RULE,
+                  "t.yaml:1:20: notify must be auto, on or off");
+    EXPECT_ERRORS("accounts:\n"
+                  "  - {name: a, host: h, user: u, password_env: P,\n"
+                  "     on_rename: keep, mailboxes: [{idle: true},\n"
+                  "     {name: A, idle: maybe}, {name: B, idel: true},\n"
+                  "     {name: a, idle: false}, {name: A}]}\n" RULE,
+                  "t.yaml:3:17: on_rename must be stop or follow",
+                  "t.yaml:3:35: a mailbox given as a mapping needs a name",
+                  "t.yaml:4:22: idle must be true or false",
+                  "t.yaml:4:40: unknown key \"idel\" in mailbox (did you "
+                  "mean \"idle\"?)",
+                  "t.yaml:5:37: mailbox \"A\" is listed twice (first at "
+                  "4:13)");
+    /* a rule's mailboxes are names only */
+    EXPECT_ERRORS(ACCOUNT
+                  "rules:\n"
+                  "  - {name: r, match: {from: x}, action: delete,\n"
+                  "     mailboxes: [{name: INBOX}]}\n",
+                  "t.yaml:5:18: mailbox must be a string, not a mapping");
+}
+
 static void
 test_port_out_of_range(void **state)
 {
@@ -1213,6 +1281,7 @@ main(void)
         cmocka_unit_test(test_daemon_values),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_structure_checks),
+        cmocka_unit_test(test_notify_keys),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -240,6 +240,8 @@ test_utf7(void **state)
     static const char *const bad[] = {
         "&", "&Jjo", "&U,BTF2-", "a\xc3\xa9", "&AGE-", /* 'a' in base64 */
         "&2D3-", "&3OyJ-", "&*-",
+        /* U+0000: a name with a NUL inside (fuzz_imap_utf7) */
+        "&AAA-", "a&AAAA6Q-",
     };
     struct buf out;
 
@@ -264,6 +266,8 @@ test_utf7(void **state)
     }
     buf_reset(&out);
     assert_int_equal(imap_utf7_encode("\xff", 1, &out), -EINVAL);
+    assert_int_equal(imap_utf7_encode("a\0b", 3, &out), -EINVAL);
+    assert_int_equal(out.len, 0);
     assert_true(imap_utf7_is_plain("Sent Items", 10));
     assert_false(imap_utf7_is_plain("A&B", 3));
     buf_free(&out);

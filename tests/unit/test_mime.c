@@ -98,6 +98,25 @@ test_fields(void **state)
     mime_fields_free(&f);
 }
 
+/* A name with a NUL or another control byte is no field: "Subject\0X"
+ * must not pass for the Subject (found by fuzz_mime). */
+static void
+test_field_name_bytes(void **state)
+{
+    static const char hdr[] = "Subject\0X: spoofed\r\n"
+                              "\x03Subject: spoofed\r\n"
+                              "Sub ject: spoofed\r\n"
+                              "Subject: real\r\n";
+    struct mime_fields f = {0};
+
+    (void)state;
+    mime_fields_parse(hdr, sizeof(hdr) - 1, &f);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.f[0].name, "Subject");
+    assert_string_equal(mime_fields_get(&f, "Subject"), "real");
+    mime_fields_free(&f);
+}
+
 static void
 test_digest(void **state)
 {
@@ -126,6 +145,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc2047),
         cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_field_name_bytes),
         cmocka_unit_test(test_digest),
     };
 

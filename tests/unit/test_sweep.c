@@ -6,7 +6,8 @@
  * end the connection with a clear message, act on nothing, and never
  * allocate per UID it names (under ASan such an allocation fails the
  * test). Honest servers with new mail arriving mid-sweep, and long
- * results in descending order, still sweep normally. */
+ * results in descending order, still sweep normally; and the commands of a
+ * purge by server-side matching alone are pinned (issue 16). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,7 +143,7 @@ on_done(struct sweep *s, const struct sweep_result *r, void *arg)
 }
 
 static struct sweep *
-st_sweep(struct st *t)
+st_sweep_with(struct st *t, enum config_audit audit, size_t max_set_len)
 {
     struct sweep_params p = {
         .conn = t->c,
@@ -154,12 +155,19 @@ st_sweep(struct st *t)
         .memo = &t->memo,
         .uid_lo = 1,
         .uidvalidity = 5,
-        .audit = CONFIG_AUDIT_MESSAGES,
+        .audit = audit,
+        .max_set_len = max_set_len,
     };
     struct sweep *s = sweep_start(&p, on_done, t);
 
     assert_non_null(s);
     return s;
+}
+
+static struct sweep *
+st_sweep(struct st *t)
+{
+    return st_sweep_with(t, CONFIG_AUDIT_MESSAGES, 0);
 }
 
 static bool
@@ -349,6 +357,208 @@ test_long_descending_search(void **state)
     st_end(&t);
 }
 
+/* The release blocker of issue 12: with the actions in several chunks, a
+ * UIDVALIDITY change reported in the reply to the first chunk must stop
+ * the rest. The chunks used to be pipelined all at once, so the later
+ * ones named UIDs of another mailbox generation. */
+static void
+test_uidvalidity_change_between_chunks(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    /* one range a command: "1", "3", "5" */
+    st_sweep_with(&t, CONFIG_AUDIT_MESSAGES, 1);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1,3,5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    for (unsigned u = 1; u <= 5; u += 2) {
+        char *want = xasprintf("UID FETCH %u (UID BODY.PEEK[HEADER.FIELDS "
+                               "(From Subject Message-ID)])", u);
+
+        tag = expect_cmd(t.f, want);
+        fakesrv_reply(t.f, tag, "OK done");
+        free(tag);
+        free(want);
+    }
+    tag = expect_cmd(t.f, "UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    fakesrv_send(t.f, "* OK [UIDVALIDITY 6] the mailbox was recreated\r\n");
+    fakesrv_reply(t.f, tag, "OK");
+    free(tag);
+    testlib_settle(&t.loop);
+    /* nothing after the first chunk: no STORE 3 or 5, no EXPUNGE */
+    expect_acted_within(t.f, "1", false);
+    assert_null(strstr(fakesrv_all(t.f), "EXPUNGE"));
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_UIDVALIDITY);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
+/* Sent one at a time, the chunks give a stop a new place to land: between
+ * two of them. The rest is not sent, and what the first flagged \Deleted
+ * is taken back, as for a stop between STORE and EXPUNGE. */
+static void
+test_cancel_between_chunks(void **state)
+{
+    struct st t;
+    struct sweep *s;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    s = st_sweep_with(&t, CONFIG_AUDIT_MESSAGES, 1);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1,3,5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    for (unsigned u = 1; u <= 5; u += 2) {
+        char *want = xasprintf("UID FETCH %u (UID BODY.PEEK[HEADER.FIELDS "
+                               "(From Subject Message-ID)])", u);
+
+        tag = expect_cmd(t.f, want);
+        fakesrv_reply(t.f, tag, "OK done");
+        free(tag);
+        free(want);
+    }
+    tag = expect_cmd(t.f, "UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    sweep_cancel(s);
+    fakesrv_reply(t.f, tag, "OK");
+    free(tag);
+    expect_cmd_reply(t.f, "UID STORE 1 -FLAGS.SILENT (\\Deleted)", "OK");
+    expect_quiet(t.f);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_CANCELLED);
+    expect_acted_within(t.f, "1", false);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
+/* A UIDVALIDITY that changes and comes back before the actions (found by
+ * fuzz_sweep): the search that ran meanwhile ran in another mailbox
+ * generation, and the value alone, 5 again at the check, did not show it.
+ * The connection counts the changes; the sweep compares the count. */
+static void
+test_uidvalidity_change_and_back(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *tag;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 5, 6);
+    st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* OK [UIDVALIDITY 6] recreated\r\n");
+    fakesrv_send(t.f, "* 5 FETCH (UID 5)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:5\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK [UIDVALIDITY 5] done");
+    tag = expect_cmd(t.f, "UID FETCH 1:5 (UID BODY.PEEK[HEADER.FIELDS "
+                          "(From Subject Message-ID)])");
+    fakesrv_reply(t.f, tag, "OK done");
+    free(tag);
+    testlib_settle(&t.loop);
+    expect_acted_within(t.f, "", false);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, ERR_UIDVALIDITY);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
+/* A liar whose claims agree: 4294967295 messages, the top UID 4294967295,
+ * every search ALL 1:4294967295 (found by fuzz_sweep, an EXISTS of
+ * 4294967295 sent mid-sweep: the bound of every per-UID expansion was the
+ * EXISTS, so it allocated 3 GB). A sweep handles at most
+ * SWEEP_MAX_MESSAGES in one mailbox, whatever the EXISTS says. */
+static void
+test_exists_beyond_what_a_sweep_handles(void **state)
+{
+    struct st t;
+    char *t_top, *t_search;
+
+    (void)state;
+    st_start(&t, RULES_REGEX, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 3, 0);
+    st_sweep(&t);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 4294967295 EXISTS\r\n");
+    fakesrv_send(t.f, "* 4294967295 FETCH (UID 4294967295)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:4294967295\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    expect_violation(&t, "more than the 1000000 messages a sweep handles");
+    expect_quiet(t.f);
+    free(t_top);
+    free(t_search);
+    st_end(&t);
+}
+
+/* The purge of issue 16, pinned: a delete rule matched by the server
+ * alone, audit counts. The top and one search go out together; no FETCH
+ * of anything else; the STOREs (chunked by set length), then the UID
+ * EXPUNGEs over the same chunks, each after the previous reply (every
+ * action chunk waits for the one before and the UIDVALIDITY check: see
+ * test_uidvalidity_change_between_chunks). What the server costs is
+ * measured by bench/purge_cost.py. */
+static void
+test_server_side_delete_sequence(void **state)
+{
+    struct st t;
+    char *t_top, *t_search, *t_s1, *t_s2, *t_e1;
+
+    (void)state;
+    st_start(&t, RULES_CRON, "IMAP4rev1 IDLE UIDPLUS ESEARCH", 12, 13);
+    st_sweep_with(&t, CONFIG_AUDIT_COUNTS, 8);
+    t_top = expect_cmd(t.f, "UID FETCH * (UID)");
+    t_search = expect_cmd(t.f, "UID SEARCH RETURN (ALL) UID 1:* FROM "
+                               "\"Cron Daemon\"");
+    fakesrv_send(t.f, "* 12 FETCH (UID 12)\r\n");
+    fakesrv_reply(t.f, t_top, "OK done");
+    fakesrv_printf(t.f, "* ESEARCH (TAG \"%s\") UID ALL 1:3,5,7,9,11\r\n",
+                   t_search);
+    fakesrv_reply(t.f, t_search, "OK done");
+    t_s1 = expect_cmd(t.f, "UID STORE 1:3,5,7 +FLAGS.SILENT (\\Deleted)");
+    expect_quiet(t.f);
+    fakesrv_reply(t.f, t_s1, "OK done");
+    t_s2 = expect_cmd(t.f, "UID STORE 9,11 +FLAGS.SILENT (\\Deleted)");
+    expect_quiet(t.f);
+    fakesrv_reply(t.f, t_s2, "OK done");
+    t_e1 = expect_cmd(t.f, "UID EXPUNGE 1:3,5,7");
+    expect_quiet(t.f);
+    fakesrv_reply(t.f, t_e1, "OK done");
+    expect_cmd_reply(t.f, "UID EXPUNGE 9,11", "OK done");
+    expect_quiet(t.f);
+    assert_int_equal(t.done, 1);
+    assert_int_equal(t.result_err, 0);
+    assert_int_equal(t.closed, 0);
+    expect_acted_within(t.f, "1:3,5,7,9,11", false);
+    free(t_top);
+    free(t_search);
+    free(t_s1);
+    free(t_s2);
+    free(t_e1);
+    st_end(&t);
+}
+
 int
 main(void)
 {
@@ -358,6 +568,11 @@ main(void)
         cmocka_unit_test(test_uid_beyond_uidnext),
         cmocka_unit_test(test_new_mail_during_sweep_is_fine),
         cmocka_unit_test(test_long_descending_search),
+        cmocka_unit_test(test_uidvalidity_change_between_chunks),
+        cmocka_unit_test(test_cancel_between_chunks),
+        cmocka_unit_test(test_uidvalidity_change_and_back),
+        cmocka_unit_test(test_exists_beyond_what_a_sweep_handles),
+        cmocka_unit_test(test_server_side_delete_sequence),
     };
 
     log_set_level(LL_ERROR);

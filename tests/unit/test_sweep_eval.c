@@ -140,6 +140,21 @@ static const struct eval_case cases[] = {
         {3},
     },
     {
+        /* no keys at all: nothing to sort (qsort(NULL, 0) was undefined
+         * behaviour, caught by UBSan under make unit-san) */
+        "a duplicate rule over messages with no digest finds nothing",
+        "  - {name: r1, match: {duplicate: body}, action: delete}\n",
+        1, 3,
+        {"1:3"},
+        {NULL},
+        {NULL},
+        {{1, NULL, NULL},
+         {2, NULL, NULL},
+         {3, NULL, NULL}},
+        {""},
+        {0},
+    },
+    {
         "duplicates are looked for among what earlier rules left",
         "  - {name: r1, match: {from: boss}, action: delete}\n"
         "  - {name: r2, match: {duplicate: body}, action: delete}\n",
