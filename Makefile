@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # imapsweep — plain GNU make. `make`, `make check`, `make demo`, `make fuzz`,
-# `make bench-quick`, `make install PREFIX=/usr/local DESTDIR=`.
+# `make bench-quick`, `make soak`, `make install PREFIX=/usr/local DESTDIR=`.
 
 # The one place the version is written: it flows into the binaries
 # (IMAPSWEEP_VERSION), `make dist`; the man pages' .TH lines, NEWS.md and
@@ -71,7 +71,8 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all clean check unit unit-san lint deps demo fuzz install \
         uninstall dist package-check integration interop interop-check \
-        check-config-example systemd-check bench bench-quick bench-hostile
+        check-config-example systemd-check bench bench-quick bench-hostile \
+        soak soak-valgrind
 
 all: $(BUILD)/imapsweepd $(BUILD)/imapsweepctl
 
@@ -231,6 +232,17 @@ $(BUILD)/bench/hostile: bench/hostile.c $(TESTLIB) $(LIB)
 bench-hostile: $(BUILD)/bench/hostile
 	$(BUILD)/bench/hostile descending 150000
 	$(BUILD)/bench/hostile liar 100000000
+
+# The soak (bench/soak.py, docs/reliability.md): one daemon, 1,000 watchers
+# over 100 accounts on a hibernating Dovecot for SOAK_MINUTES (30), Dovecot
+# restarted every minute, a reload every 30 s, mail every second; one
+# summary line. soak-valgrind: 100 watchers, 5 minutes, under valgrind.
+# Long and CPU-hungry: run it as `nice -n 10 make soak` on a shared machine.
+soak: all
+	IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/soak.py
+
+soak-valgrind: all
+	SOAK_VALGRIND=1 IMAPSWEEP_BUILD=$(BUILD) $(PYTHON) bench/soak.py
 
 # --- install ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 - ``mail``: message builders, the imaplib-based oracle ``Imap``, ``RawConn``, ``bulk_fill``
 - ``wait``: ``wait_for`` (poll with a deadline), free ports, ``Proc`` (daemon under test)
 - ``fakeimap``: drive tests/fakeimap/fakeimap.py (``FakeImap``)
+- ``chaos``: a TCP proxy that misbehaves on cue (``ChaosProxy``)
 """
 
 from __future__ import annotations
