@@ -436,6 +436,15 @@ start_sweep(struct watcher *w, bool full)
 {
     struct sweep_params p;
 
+    if (w->conn == NULL || imap_conn_state(w->conn) == IMAP_CONN_CLOSED) {
+        /* a shared watcher between visits, or a session going away: the
+         * next visit or connection sweeps */
+        if (full)
+            w->want_full = true;
+        else
+            w->want_incr = true;
+        return;
+    }
     if (full)
         w->want_full = false;
     w->want_incr = false;

@@ -476,6 +476,41 @@ test_lying_server_ends_the_connection(void **state)
     testlog_stop();
 }
 
+/* A watcher with no connection (a shared one between visits, a dedicated
+ * one whose session is being retired) is never swept: news of mail (here
+ * EXISTS passed on by the shared connection) only marks a sweep as wanted.
+ * The soak saw the daemon die in sweep_start on a NULL connection. */
+static void
+test_no_sweep_without_a_connection(void **state)
+{
+    struct world w;
+    struct watcher *wt;
+    struct watcher_status st;
+    struct imap_response r;
+
+    (void)state;
+    world_init(&w, DEFAULTS ACCOUNT RULES_SERVER);
+    wt = watcher_new(&w.env, w.config, world_account(&w, "acct"), NULL, NULL,
+                     "INBOX", true);
+    watcher_start(wt);
+    testlib_settle(&w.loop);
+    assert_int_equal(fakenet_count(w.net), 0);
+    memset(&r, 0, sizeof(r));
+    r.type = IMAP_RESP_UNTAGGED;
+    r.has_number = true;
+    r.number = 7;
+    r.name = "EXISTS";
+    r.line = "* 7 EXISTS";
+    watcher_conn_event(wt, &r);
+    watcher_sweep_now(wt);
+    testlib_settle(&w.loop);
+    watcher_status(wt, &st);
+    assert_int_equal(st.state, WATCHER_POLLING);
+    assert_int_equal(fakenet_count(w.net), 0);
+    watcher_free(wt);
+    world_end(&w);
+}
+
 int
 main(void)
 {
@@ -485,6 +520,7 @@ main(void)
         cmocka_unit_test(test_reload_while_connecting),
         cmocka_unit_test(test_bye_mid_fetch),
         cmocka_unit_test(test_lying_server_ends_the_connection),
+        cmocka_unit_test(test_no_sweep_without_a_connection),
     };
 
     log_set_level(LL_ERROR);
