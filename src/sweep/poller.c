@@ -77,6 +77,20 @@ visit_done(struct watcher *w, bool ok, void *arg)
     poller_visit_next(arg);
 }
 
+/* Close the visited mailbox before asking STATUS: RFC 3501 says STATUS
+ * should not be used on the selected mailbox. */
+void
+poller_unselect(struct poller *p)
+{
+    if (imap_conn_mailbox(p->conn)->selected &&
+        imap_conn_has_cap(p->conn, "UNSELECT")) {
+        struct imap_build *b = imap_conn_build(p->conn);
+
+        imap_build_atom(b, "UNSELECT");
+        imap_conn_submit(p->conn, b, NULL);
+    }
+}
+
 void
 poller_visit_next(struct poller *p)
 {
@@ -254,14 +268,7 @@ poller_cycle(struct poller *p)
     }
     p->st = PS_STATUS;
     p->status_pending = 0;
-    /* RFC 3501: STATUS should not be used on the selected mailbox */
-    if (imap_conn_mailbox(p->conn)->selected &&
-        imap_conn_has_cap(p->conn, "UNSELECT")) {
-        struct imap_build *b = imap_conn_build(p->conn);
-
-        imap_build_atom(b, "UNSELECT");
-        imap_conn_submit(p->conn, b, NULL);
-    }
+    poller_unselect(p);
     for (size_t i = 0; i < n; i++) {
         if (watcher_is_shared(w[i]) && !watcher_halted(w[i]))
             poller_send_status(p, w[i]);

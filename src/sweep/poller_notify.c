@@ -190,14 +190,7 @@ check_visited(struct poller *p)
 {
     p->st = PS_STATUS;
     p->status_pending = 0;
-    /* RFC 3501: STATUS should not be used on the selected mailbox */
-    if (imap_conn_mailbox(p->conn)->selected &&
-        imap_conn_has_cap(p->conn, "UNSELECT")) {
-        struct imap_build *b = imap_conn_build(p->conn);
-
-        imap_build_atom(b, "UNSELECT");
-        imap_conn_submit(p->conn, b, NULL);
-    }
+    poller_unselect(p);
     for (size_t i = 0; i < p->n_visited; i++) {
         struct watcher *w = p->visited[i];
 

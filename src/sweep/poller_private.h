@@ -63,6 +63,8 @@ struct poller {
 
 /* poller.c */
 void poller_visit_next(struct poller *p);
+/* UNSELECT the visited mailbox (when the server can) before STATUS. */
+void poller_unselect(struct poller *p);
 /* Ask STATUS of every shared watcher, then visit those that changed. */
 void poller_cycle(struct poller *p);
 /* Show st (and err) on the shared watchers but the one being visited. */
