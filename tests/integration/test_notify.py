@@ -72,6 +72,16 @@ class NotifyTest(DovecotCase):
         self.wait_armed(d)
         return d
 
+    def park(self, user: int) -> None:
+        """Make sure the event connection has not got a mailbox under test
+        selected: RFC 5465 allows only message events for the selected
+        mailbox, so Dovecot reports no rename or deletion of it. A cron
+        message delivered to Spare (watched by NOTIFY) makes the connection
+        SELECT Spare to sweep it; once it is gone, Spare or nothing is
+        selected."""
+        self.deliver(user, "Spare", cron_mail(99))
+        self.wait_gone(user, "Spare", cron_id(99))
+
     @staticmethod
     def wait_armed(d) -> None:  # type: ignore[no-untyped-def]
         """Every mailbox swept once, and those on the event connection armed
@@ -110,15 +120,17 @@ class NotifyTest(DovecotCase):
 
     def test_rename_and_delete_while_armed(self) -> None:
         u = self.take_user()
-        self.create(u, "Lists", "Old", "Target")
+        self.create(u, "Lists", "Old", "Target", "Spare")
         cfg = self.config()
         cfg.account("a", self._account(u, ["INBOX", {"name": "Lists", "idle": False},
-                                            {"name": "Old", "idle": False}]))  # fmt: skip
+                                            {"name": "Old", "idle": False},
+                                            {"name": "Spare", "idle": False}]))  # fmt: skip
         cfg.rule("cron", CRON, "delete")
         cfg.rule("keep", {"subject": "archive me"}, {"move": "Target"})
         d = self.daemon(cfg)
         d.__enter__()
         self.wait_armed(d)
+        self.park(u)
         name = self.dc.user(u).name
         self.dc.doveadm("mailbox", "rename", "-u", name, "Lists", "Lists2")
         w = d.wait_watcher("a", "Lists", lambda w: w["state"] == "stopped", timeout=SERVER_CEILING,
@@ -139,8 +151,10 @@ class NotifyTest(DovecotCase):
 
     def test_rename_followed(self) -> None:
         u = self.take_user()
-        self.create(u, "Lists")
-        d = self.start(u, ["INBOX", {"name": "Lists", "idle": False}], on_rename="follow")
+        self.create(u, "Lists", "Spare")
+        d = self.start(u, ["INBOX", {"name": "Lists", "idle": False}, {"name": "Spare", "idle": False}],
+                       on_rename="follow")  # fmt: skip
+        self.park(u)
         self.dc.doveadm("mailbox", "rename", "-u", self.dc.user(u).name, "Lists", "Lists2")
         d.wait_for_log(r"Lists was renamed to Lists2 on the server: watching Lists2", SERVER_CEILING)
         self.deliver(u, "Lists2", cron_mail(4))
