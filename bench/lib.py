@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -347,6 +348,29 @@ def read_calls(pid: int) -> tuple[int, int]:
             k, _, v = line.partition(":")
             vals[k] = int(v)
     return vals.get("syscr", 0), vals.get("rchar", 0)
+
+
+def anon_split_kib(pid: int) -> dict[str, int]:
+    """The anonymous resident memory of a process by where it lies: glibc's
+    main arena (``[heap]``), the stacks, and every other anonymous mapping
+    (the arenas of other threads, large blocks malloc maps on their own,
+    libraries' own maps)."""
+    out = {"main_heap_kib": 0, "stack_kib": 0, "other_anon_kib": 0}
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", head[0]):
+                name = head[5] if len(head) > 5 else ""
+            elif line.startswith("Anonymous:"):
+                kib = int(head[1])
+                if name == "[heap]":
+                    out["main_heap_kib"] += kib
+                elif name.startswith("[stack"):
+                    out["stack_kib"] += kib
+                else:
+                    out["other_anon_kib"] += kib
+    return out
 
 
 def fd_count(pid: int) -> int:

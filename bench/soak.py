@@ -26,14 +26,21 @@ polled on its shared connection. While it runs:
 After a warm-up (a third of the run, at most 150 s) the configuration goes
 back to the first one, and once every watcher is idle or polling again the
 daemon's RSS and open descriptors are the baseline; at the end the same is
-done again. The verdict, from imaplib: no cron message in a watched mailbox,
-no ordinary message lost or \\Deleted, no message \\Seen; the daemon alive
-throughout and exiting 0 on SIGTERM; the final RSS within 5 % of the
-baseline and the descriptors back to it; no reload that left the watchers
-out of step with the file. Under valgrind (fewer watchers, 5 minutes): no
-memory error and no definite leak, and RSS is not judged. One summary line
-on stdout (PASS or FAIL with the figures); details on stderr and in
-build/bench/soak.json.
+done again, with a checkpoint every 5 minutes between. The verdict, from
+imaplib: no cron message in a watched mailbox, no ordinary message lost or
+\\Deleted, no message \\Seen; the daemon alive throughout and exiting 0 on
+SIGTERM; the descriptors back to the baseline; no reload that left the
+watchers out of step with the file. Memory: what the program holds
+(glibc's heap in use, read with gdb) at the end within 5 % of the baseline,
+and the RSS levelling off (the highest checkpoint of the second half of the
+run within 5 % of the highest of the first half). The RSS at the end
+against the baseline is reported, not judged: at 1,000 watchers it moves by
+up to 12 % with where glibc's main arena happens to have live blocks after
+a restart's 1,000 reconnections, while the heap in use stays flat
+(docs/reliability.md). Under valgrind (fewer watchers, 5 minutes): no
+memory error and no definite leak, and memory is not otherwise judged. One
+summary line on stdout (PASS or FAIL with the figures); details on stderr
+and in build/bench/soak.json.
 """
 
 from __future__ import annotations
@@ -65,7 +72,7 @@ POLLED_MAX_CONNECTIONS = 6
 RESTART_EVERY = 60.0
 RELOAD_OFFSET = 15.0
 RELOAD_EVERY = 30.0
-RSS_TOLERANCE = 0.05
+MEM_TOLERANCE = 0.05
 CRON_FROM = "Cron Daemon"
 
 
@@ -293,13 +300,15 @@ def cron_left(dc: lib.Dovecot, cfg: Config) -> int:
 
 
 def measure(pid: int, err: Path | None = None) -> dict[str, int]:
-    """RSS (and its anonymous and file-backed parts), open descriptors; with
+    """RSS (and its anonymous and file-backed parts, the anonymous part by
+    where it lies: main arena, stacks, other mappings), open descriptors; with
     ``err`` (the daemon's stderr) also glibc's heap figures (gdb calls
     malloc_stats() in the daemon): "in use" is what the program holds,
     "system" what the allocator took from the kernel."""
     st = lib.proc_status(pid)
     out = {"rss_kib": lib.rss_kib(pid), "fds": lib.fd_count(pid),
-           "anon_kib": int(st["RssAnon"].split()[0]), "file_kib": int(st["RssFile"].split()[0])}  # fmt: skip
+           "anon_kib": int(st["RssAnon"].split()[0]), "file_kib": int(st["RssFile"].split()[0]),
+           **lib.anon_split_kib(pid)}  # fmt: skip
     if err is not None:
         before = err.stat().st_size
         subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()"],
@@ -315,6 +324,33 @@ def measure(pid: int, err: Path | None = None) -> dict[str, int]:
     return out
 
 
+def judge_memory(checkpoints: list[dict[str, Any]], heap: bool, figures: dict[str, Any]) -> list[str]:
+    """What the program holds at the end against the baseline (a leak moves
+    it; where the allocator put things does not), and whether the RSS levels
+    off over the checkpoints (a leak grows it in both halves of the run)."""
+    fails = []
+    base, final = checkpoints[0], checkpoints[-1]
+    figures["rss_drift"] = round(final["rss_kib"] / base["rss_kib"] - 1, 4)
+    half = (len(checkpoints) + 1) // 2
+    first = max(c["rss_kib"] for c in checkpoints[:half])
+    second = max(c["rss_kib"] for c in checkpoints[half:]) if len(checkpoints) > 1 else first
+    figures["rss_halves_kib"] = [first, second]
+    if second > first * (1 + MEM_TOLERANCE):
+        fails.append(f"RSS does not level off: highest {first} KiB in the first half, "
+                     f"{second} KiB in the second ({second / first - 1:+.1%})")  # fmt: skip
+    if not heap:
+        return fails
+    if "heap_in_use" not in base or "heap_in_use" not in final:
+        fails.append("no heap figures (gdb attaching to the daemon failed; --no-heap to judge RSS alone)")
+        return fails
+    figures["heap_in_use"] = [base["heap_in_use"], final["heap_in_use"]]
+    drift = final["heap_in_use"] / base["heap_in_use"] - 1
+    figures["heap_drift"] = round(drift, 4)
+    if abs(drift) > MEM_TOLERANCE:
+        fails.append(f"heap in use {base['heap_in_use']} -> {final['heap_in_use']} B ({drift:+.1%})")
+    return fails
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--valgrind", action="store_true", default=os.environ.get("SOAK_VALGRIND", "") not in ("", "0"))
@@ -323,7 +359,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--every", type=float, default=5.0,
                     help="minutes between checkpoints after the baseline (RSS, fds at the first configuration)")
-    ap.add_argument("--heap", action="store_true", help="also glibc's heap figures at each checkpoint (gdb)")
+    ap.add_argument("--no-heap", dest="heap", action="store_false",
+                    help="skip glibc's heap figures (gdb) at each checkpoint; memory is then judged by RSS alone")
     ap.add_argument("--out", default=str(lib.BENCH_BIN / "soak.json"))
     args = ap.parse_args()
     minutes = args.minutes or float(os.environ.get("SOAK_MINUTES") or (5 if args.valgrind else 30))
@@ -401,7 +438,7 @@ def main() -> int:
                 reload(restore=True)
                 took = wait_settled(cfg.sock, cfg.watched(), generation, 120 * scale)
                 time.sleep(3)  # the daemon trims its heap 2 s after things settle
-                m = measure(p.pid, err_path if args.heap else None)
+                m = measure(p.pid, err_path if args.heap and not args.valgrind else None)
             checkpoints.append({"name": name, "t_s": round(time.monotonic() - t0), "restarts": restarter.count, **m})
             log(f"{name}: settled in {took:.1f}s; {json.dumps(m)}")
             return m
@@ -486,10 +523,7 @@ def main() -> int:
         if appender.given_up:
             fails.append(f"{appender.given_up} appends failed for 60 s")
         if not args.valgrind:
-            drift = final["rss_kib"] / baseline["rss_kib"] - 1
-            figures["rss_drift"] = round(drift, 4)
-            if abs(drift) > RSS_TOLERANCE:
-                fails.append(f"RSS {baseline['rss_kib']} -> {final['rss_kib']} KiB ({drift:+.1%})")
+            fails += judge_memory(checkpoints, args.heap, figures)
         if final["fds"] != baseline["fds"]:
             fails.append(f"fds {baseline['fds']} -> {final['fds']}")
         p.send_signal(signal.SIGTERM)
@@ -531,8 +565,11 @@ def main() -> int:
             f"cron deleted {f.get('cron_deleted')}, left {f.get('cron_left_watched')} "
             f"(+{f.get('cron_left_unwatched')} in mailboxes no longer watched); "
             f"ordinary lost {f.get('ordinary_lost')}; seen {f.get('seen')}; "
-            f"RSS {f.get('rss_baseline_kib')} -> {f.get('rss_final_kib')} KiB (max {f.get('rss_max_kib')}); "
-            f"fds {f.get('fds_baseline')} -> {f.get('fds_final')}; exit {f.get('exit')}"
+            f"RSS {f.get('rss_baseline_kib')} -> {f.get('rss_final_kib')} KiB ("
+            + (f"{f['rss_drift']:+.1%}, " if "rss_drift" in f else "") + f"max {f.get('rss_max_kib')}"
+            + (f", halves {f['rss_halves_kib'][0]} / {f['rss_halves_kib'][1]}" if "rss_halves_kib" in f else "") + "); "
+            + (f"heap in use {f['heap_in_use'][0]} -> {f['heap_in_use'][1]} B; " if "heap_in_use" in f else "")
+            + f"fds {f.get('fds_baseline')} -> {f.get('fds_final')}; exit {f.get('exit')}"
             + (f"; valgrind errors {f.get('valgrind_errors')}, definitely lost {f.get('definitely_lost_bytes')} B"
                if f["valgrind"] else "")
             + ("" if not fails else " — " + "; ".join(fails)))  # fmt: skip
