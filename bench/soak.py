@@ -359,8 +359,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--every", type=float, default=5.0,
                     help="minutes between checkpoints after the baseline (RSS, fds at the first configuration)")
+    ap.add_argument("--heap", dest="heap", action="store_true", default=True,
+                    help="glibc's heap figures (gdb) at each checkpoint (the default)")
     ap.add_argument("--no-heap", dest="heap", action="store_false",
-                    help="skip glibc's heap figures (gdb) at each checkpoint; memory is then judged by RSS alone")
+                    help="skip the heap figures; memory is then judged by RSS alone")
     ap.add_argument("--out", default=str(lib.BENCH_BIN / "soak.json"))
     args = ap.parse_args()
     minutes = args.minutes or float(os.environ.get("SOAK_MINUTES") or (5 if args.valgrind else 30))
