@@ -34,8 +34,8 @@ watchers out of step with the file. Memory: what the program holds
 (glibc's heap in use, read with gdb) at the end within 5 % of the baseline,
 and the RSS levelling off (the highest checkpoint of the second half of the
 run within 5 % of the highest of the first half). The RSS at the end
-against the baseline is reported, not judged: at 1,000 watchers it moves by
-up to 12 % with where glibc's main arena happens to have live blocks after
+against the baseline is reported, not judged: at 1,000 watchers it moved by
+up to 20 % with where glibc's main arena happened to have live blocks after
 a restart's 1,000 reconnections, while the heap in use stays flat
 (docs/reliability.md). Under valgrind (fewer watchers, 5 minutes): no
 memory error and no definite leak, and memory is not otherwise judged. One
