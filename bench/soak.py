@@ -303,7 +303,9 @@ def measure(pid: int, err: Path | None = None) -> dict[str, int]:
     """RSS (and its anonymous and file-backed parts, the anonymous part by
     where it lies: main arena, stacks, other mappings), open descriptors; with
     ``err`` (the daemon's stderr) also glibc's heap figures (gdb calls
-    malloc_stats() in the daemon): "in use" is what the program holds,
+    malloc_stats() in the daemon): "in use" is what the program holds plus
+    the freed blocks that wait in the threads' caches (tcache: glibc counts
+    them as in use), "tcache" those blocks (read with libc6-dbg's symbols),
     "system" what the allocator took from the kernel."""
     st = lib.proc_status(pid)
     out = {"rss_kib": lib.rss_kib(pid), "fds": lib.fd_count(pid),
@@ -311,9 +313,14 @@ def measure(pid: int, err: Path | None = None) -> dict[str, int]:
            **lib.anon_split_kib(pid)}  # fmt: skip
     if err is not None:
         before = err.stat().st_size
-        subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=120,
-                       cwd=tempfile.gettempdir())  # fmt: skip
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()",
+                            "-ex", "thread apply all print tcache->counts"],
+                           capture_output=True, text=True, check=False, timeout=120,
+                           cwd=tempfile.gettempdir())  # fmt: skip
+        # a tcache bin i holds blocks of 32 + 16 i bytes (x86-64)
+        counts = re.findall(r"^\$\d+ = \{([\d, ]+)\}", r.stdout, re.M)
+        if counts:
+            out["heap_tcache"] = sum(int(n) * (32 + 16 * i) for c in counts for i, n in enumerate(c.split(",")))
         for _ in range(50):
             text = err.read_bytes()[before:].decode(errors="replace")
             m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)", text)
@@ -343,11 +350,15 @@ def judge_memory(checkpoints: list[dict[str, Any]], heap: bool, figures: dict[st
     if "heap_in_use" not in base or "heap_in_use" not in final:
         fails.append("no heap figures (gdb attaching to the daemon failed; --no-heap to judge RSS alone)")
         return fails
-    figures["heap_in_use"] = [base["heap_in_use"], final["heap_in_use"]]
-    drift = final["heap_in_use"] / base["heap_in_use"] - 1
+    # what the program holds: in use but not waiting in a thread's cache
+    known = "heap_tcache" in base and "heap_tcache" in final
+    held = [c["heap_in_use"] - (c["heap_tcache"] if known else 0) for c in (base, final)]
+    figures["heap_in_use"] = held
+    figures["heap_tcache_known"] = known
+    drift = held[1] / held[0] - 1
     figures["heap_drift"] = round(drift, 4)
     if abs(drift) > MEM_TOLERANCE:
-        fails.append(f"heap in use {base['heap_in_use']} -> {final['heap_in_use']} B ({drift:+.1%})")
+        fails.append(f"heap in use {held[0]} -> {held[1]} B ({drift:+.1%})")
     return fails
 
 
