@@ -314,6 +314,7 @@ def measure(pid: int, err: Path | None = None) -> dict[str, int]:
     if err is not None:
         before = err.stat().st_size
         r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "call (void)malloc_stats()",
+                            "-ex", "set print repeats unlimited", "-ex", "set print elements unlimited",
                             "-ex", "thread apply all print tcache->counts"],
                            capture_output=True, text=True, check=False, timeout=120,
                            cwd=tempfile.gettempdir())  # fmt: skip
